@@ -1,0 +1,242 @@
+// Package api is rehook's HTTP API: the HAR registry, webhook and execution
+// endpoints, the artifact-event intake, and the retrigger endpoint, under
+// /har/api/v1, every route behind an x-api-key.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/rehook/rehook/store"
+	"github.com/rehook/rehook/worker"
+)
+
+// Prefix is where every route lives.
+const Prefix = "/har/api/v1"
+
+// Enqueuer queues the delivery of an execution; worker.Enqueuer is the real
+// one.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, e store.Execution, p worker.Payload) error
+}
+
+// Config tunes the API.
+type Config struct {
+	// BodyLimit is the largest request body accepted, in bytes; larger ones
+	// get 413. Default 1 MiB.
+	BodyLimit int64
+	// RequestTimeout bounds each request's store work. Default 10s.
+	RequestTimeout time.Duration
+}
+
+// API holds the dependencies of the handlers.
+type API struct {
+	store   store.Store
+	queue   Enqueuer
+	log     *zap.Logger
+	cfg     Config
+	now     func() time.Time
+	handler http.Handler
+}
+
+// New builds the API's HTTP handler.
+func New(s store.Store, q Enqueuer, log *zap.Logger, cfg Config) *API {
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 1 << 20
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 10 * time.Second
+	}
+	a := &API{store: s, queue: q, log: log, cfg: cfg, now: time.Now}
+
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.Use(a.requestID, a.accessLog, a.recover, a.limitBody)
+	r.NoRoute(func(c *gin.Context) { abort(c, newError(http.StatusNotFound, "no such route")) })
+	r.NoMethod(func(c *gin.Context) {
+		abort(c, newError(http.StatusMethodNotAllowed, "method not allowed"))
+	})
+
+	v1 := r.Group(Prefix, a.authenticate)
+	v1.POST("/registry", a.createRegistry)
+	v1.Any("/registry/*rest", a.dispatch)
+	a.handler = r
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// requestID honours a sane X-Request-ID or makes one, and echoes it.
+func (a *API) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if !requestIDPattern.MatchString(id) {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	c.Set("request_id", id)
+	c.Header("X-Request-ID", id)
+	c.Next()
+}
+
+// accessLog logs every request once, when it is done.
+func (a *API) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+
+	route, _ := c.Get("route")
+	name, _ := route.(string)
+	if name == "" {
+		name = c.FullPath()
+	}
+	fields := []zap.Field{
+		zap.String("request_id", c.GetString("request_id")),
+		zap.String("method", c.Request.Method),
+		zap.String("route", name),
+		zap.Int("status", c.Writer.Status()),
+		zap.Duration("latency", time.Since(start)),
+	}
+	if id, ok := c.Get("api_key_id"); ok {
+		fields = append(fields, zap.Any("api_key_id", id))
+	}
+	fields = append(fields, errorFields(c)...)
+	switch status := c.Writer.Status(); {
+	case status >= 500:
+		a.log.Error("request", fields...)
+	default:
+		a.log.Info("request", fields...)
+	}
+}
+
+// recover turns a panic into a 500 with the error shape.
+func (a *API) recover(c *gin.Context) {
+	defer func() {
+		if p := recover(); p != nil {
+			if err, ok := p.(error); ok && errors.Is(err, http.ErrAbortHandler) {
+				panic(p)
+			}
+			a.log.Error("panic in handler", zap.Any("panic", p), zap.Stack("stack"))
+			abort(c, errors.New("panic"))
+		}
+	}()
+	c.Next()
+}
+
+// limitBody caps the request body; decodeJSON turns the cap into a 413.
+func (a *API) limitBody(c *gin.Context) {
+	if c.Request.ContentLength > a.cfg.BodyLimit {
+		abort(c, bodyTooLarge(a.cfg.BodyLimit))
+		return
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, a.cfg.BodyLimit)
+	c.Next()
+}
+
+// dispatch routes everything under /registry/{registry_ref}. The ref holds
+// slashes, so it is parsed from the escaped path by hand before the rest of
+// the path is matched.
+func (a *API) dispatch(c *gin.Context) {
+	escaped := strings.TrimPrefix(c.Request.URL.EscapedPath(), Prefix+"/registry/")
+	ref, rest, err := splitRegistryPath(escaped)
+	if err != nil {
+		abort(c, err)
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(c.Request.Context(), a.cfg.RequestTimeout)
+	defer cancel()
+	c.Request = c.Request.WithContext(ctx)
+
+	rt, params, found := match(c.Request.Method, rest)
+	if rt == nil {
+		if found {
+			abort(c, newError(http.StatusMethodNotAllowed, "method not allowed"))
+			return
+		}
+		abort(c, newError(http.StatusNotFound, "no such route"))
+		return
+	}
+	c.Set("route", rt.name)
+	if err := authorize(c, ref.Scope, rt.role); err != nil {
+		abort(c, err)
+		return
+	}
+	if err := rt.handle(a, c, ref, params); err != nil {
+		abort(c, err)
+	}
+}
+
+type route struct {
+	method  string
+	pattern []string // "" matches any one segment, captured in order
+	name    string
+	role    store.Role
+	handle  func(a *API, c *gin.Context, ref RegistryRef, params []string) error
+}
+
+var routes = []route{
+	{"GET", nil, "get_registry", store.RoleView, (*API).getRegistry},
+	{"DELETE", nil, "delete_registry", store.RoleAdmin, (*API).deleteRegistry},
+	{"POST", []string{"webhooks"}, "create_webhook", store.RoleEdit, (*API).createWebhook},
+	{"GET", []string{"webhooks"}, "list_webhooks", store.RoleView, (*API).listWebhooks},
+	{"GET", []string{"webhooks", ""}, "get_webhook", store.RoleView, (*API).getWebhook},
+	{"GET", []string{"webhooks", "", "executions"}, "list_executions", store.RoleView,
+		(*API).listExecutions},
+	{"GET", []string{"webhooks", "", "executions", ""}, "get_execution", store.RoleView,
+		(*API).getExecution},
+	{"GET", []string{"webhooks", "", "executions", "", "retrigger"}, "retrigger",
+		store.RoleEdit, (*API).retrigger},
+	{"POST", []string{"artifact-events"}, "artifact_event", store.RoleEdit,
+		(*API).artifactEvent},
+	{"POST", []string{"artifact-events", "distribution"}, "distribution_event",
+		store.RoleEdit, (*API).distributionEvent},
+}
+
+// match finds the route of method and path segments. found reports whether
+// the path exists under another method.
+func match(method string, segs []string) (*route, []string, bool) {
+	found := false
+	for i := range routes {
+		rt := &routes[i]
+		params, ok := matchPattern(rt.pattern, segs)
+		if !ok {
+			continue
+		}
+		if rt.method == method || (method == http.MethodHead && rt.method == http.MethodGet) {
+			return rt, params, true
+		}
+		found = true
+	}
+	return nil, nil, found
+}
+
+func matchPattern(pattern, segs []string) ([]string, bool) {
+	if len(pattern) != len(segs) {
+		return nil, false
+	}
+	var params []string
+	for i, p := range pattern {
+		switch {
+		case p == "":
+			if segs[i] == "" {
+				return nil, false
+			}
+			params = append(params, segs[i])
+		case p != segs[i]:
+			return nil, false
+		}
+	}
+	return params, true
+}

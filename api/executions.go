@@ -1,0 +1,133 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/rehook/rehook/store"
+	"github.com/rehook/rehook/worker"
+)
+
+// parseExecutionID reads webhook_execution_id: a positive 64-bit integer.
+func parseExecutionID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, invalid("webhook_execution_id", "must be a positive 64-bit integer", s)
+	}
+	return id, nil
+}
+
+// loadExecution finds an execution of the webhook in the path. Executions are
+// looked up within their webhook, never by id alone, so an id of another
+// tenant's execution is a 404 like any missing one.
+func (a *API) loadExecution(c *gin.Context, ref RegistryRef, params []string) (
+	store.Registry, store.Webhook, store.Execution, error) {
+	id, err := parseExecutionID(params[1])
+	if err != nil {
+		return store.Registry{}, store.Webhook{}, store.Execution{}, err
+	}
+	reg, hook, err := a.loadWebhook(c, ref, params[0])
+	if err != nil {
+		return reg, hook, store.Execution{}, err
+	}
+	exec, err := a.store.GetExecution(c.Request.Context(), hook.ID, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && exec.RegistryID != reg.ID) {
+		return reg, hook, exec, &apiError{status: http.StatusNotFound,
+			message: "execution not found",
+			details: &errorDetails{Field: "webhook_execution_id",
+				Reason: "no such execution of this webhook", Value: params[1]}}
+	}
+	return reg, hook, exec, err
+}
+
+func (a *API) getExecution(c *gin.Context, ref RegistryRef, params []string) error {
+	_, _, exec, err := a.loadExecution(c, ref, params)
+	if err != nil {
+		return err
+	}
+	ok(c, http.StatusOK, toExecutionJSON(exec))
+	return nil
+}
+
+type executionsPage struct {
+	pageJSON
+	Executions []executionJSON `json:"executions"`
+}
+
+func (a *API) listExecutions(c *gin.Context, ref RegistryRef, params []string) error {
+	page, err := parsePage(c)
+	if err != nil {
+		return err
+	}
+	_, hook, err := a.loadWebhook(c, ref, params[0])
+	if err != nil {
+		return err
+	}
+	execs, total, err := a.store.ListExecutions(c.Request.Context(), hook.ID, page)
+	if err != nil {
+		return err
+	}
+
+	out := executionsPage{pageJSON: toPageJSON(page, total), Executions: []executionJSON{}}
+	for _, e := range execs {
+		out.Executions = append(out.Executions, toExecutionJSON(e))
+	}
+	ok(c, http.StatusOK, out)
+	return nil
+}
+
+// retrigger creates a pending execution that re-sends a finished one, and
+// queues it. The answer does not wait for the delivery.
+func (a *API) retrigger(c *gin.Context, ref RegistryRef, params []string) error {
+	reg, hook, orig, err := a.loadExecution(c, ref, params)
+	if err != nil {
+		return err
+	}
+	if orig.State != store.StateFinal {
+		return &apiError{status: http.StatusConflict,
+			message: "execution is still pending; retrigger it once it is finished",
+			details: &errorDetails{Field: "webhook_execution_id", Reason: "not retriggerable",
+				Value: params[1]}}
+	}
+	if !hook.Enabled {
+		return &apiError{status: http.StatusConflict,
+			message: "webhook is disabled; enable it to retrigger its executions",
+			details: &errorDetails{Field: "webhook_identifier", Reason: "disabled",
+				Value: hook.Identifier}}
+	}
+
+	exec := store.Execution{
+		WebhookID:   hook.ID,
+		RegistryID:  reg.ID,
+		TriggerType: orig.TriggerType,
+		RetriggerOf: orig.ID,
+		DeliveryID:  orig.DeliveryID,
+		RequestURL:  hook.URL,
+		RequestBody: orig.RequestBody,
+	}
+	if err := a.store.CreateExecutions(c.Request.Context(), reg.ID, nil,
+		[]*store.Execution{&exec}); err != nil {
+		return err
+	}
+	a.enqueue(c, exec, reg, hook)
+	ok(c, http.StatusOK, toExecutionJSON(exec))
+	return nil
+}
+
+// enqueue queues an accepted execution. A failure is logged, not returned:
+// the execution is stored, and the sweeper queues what this could not.
+func (a *API) enqueue(c *gin.Context, exec store.Execution, reg store.Registry,
+	hook store.Webhook) {
+	ref := RegistryRef{Scope: reg.Scope, Identifier: reg.Identifier}
+	p := worker.Payload{Webhook: hook.Identifier, Registry: ref.String()}
+	if err := a.queue.Enqueue(c.Request.Context(), exec, p); err != nil {
+		a.log.Warn("enqueue failed; the sweeper will queue the execution",
+			zap.String("request_id", c.GetString("request_id")),
+			zap.Int64("execution_id", exec.ID), zap.String("webhook", hook.Identifier),
+			zap.String("registry", ref.String()), zap.Error(err))
+	}
+}

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/gin-gonic/gin"
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/rehook/rehook/api"
+	"github.com/rehook/rehook/delivery"
+	"github.com/rehook/rehook/store"
+	"github.com/rehook/rehook/worker"
+)
+
+// taskTimeout bounds one run of the delivery handler: the attempt, its
+// recording, and a margin, in whole seconds as asynq requires.
+func (c config) taskTimeoutSeconds() int {
+	return int((c.DeliveryTimeout+30*time.Second+time.Second-1)/time.Second) + 1
+}
+
+func newLogger(cfg config) (*zap.Logger, error) {
+	level, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("REHOOK_LOG_LEVEL=%q: %w", cfg.LogLevel, err)
+	}
+	zc := zap.NewProductionConfig()
+	if cfg.LogFormat == "console" {
+		zc = zap.NewDevelopmentConfig()
+		zc.DisableStacktrace = true
+	}
+	zc.Level = zap.NewAtomicLevelAt(level)
+	zc.DisableCaller = true
+	return zc.Build()
+}
+
+// components are what a process runs; each is nil when not in this process.
+type components struct {
+	log      *zap.Logger
+	store    store.Store
+	redis    asynq.RedisConnOpt
+	enqueuer *worker.Enqueuer
+}
+
+func (cfg config) redisOpt() (asynq.RedisConnOpt, error) {
+	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("REHOOK_REDIS_URL: %w", err)
+	}
+	return opt, nil
+}
+
+func runAPI(ctx context.Context, cfg config) error {
+	if cfg.DatabaseURL == "" || cfg.RedisURL == "" {
+		return errors.New("rehook api needs REHOOK_DATABASE_URL and REHOOK_REDIS_URL " +
+			"(or run rehook dev for the embedded default)")
+	}
+	c, err := setup(ctx, cfg, false)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	return serve(ctx, cfg, c, true, false, nil)
+}
+
+func runWorker(ctx context.Context, cfg config) error {
+	if cfg.DatabaseURL == "" || cfg.RedisURL == "" {
+		return errors.New("rehook worker needs REHOOK_DATABASE_URL and REHOOK_REDIS_URL " +
+			"(or run rehook dev for the embedded default)")
+	}
+	c, err := setup(ctx, cfg, false)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	return serve(ctx, cfg, c, false, true, nil)
+}
+
+// runDev runs everything in one process on the embedded default: a SQLite
+// file, an in-process Redis unless REHOOK_REDIS_URL is set, and an admin key.
+func runDev(ctx context.Context, cfg config, stdout io.Writer) error {
+	if cfg.RedisURL == "" {
+		mr, err := startEmbeddedRedis(ctx)
+		if err != nil {
+			return err
+		}
+		defer mr.Close()
+		cfg.RedisURL = "redis://" + mr.Addr()
+	}
+	c, err := setup(ctx, cfg, true)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+
+	key := cfg.DevAPIKey
+	if key == "" {
+		plain, k, err := api.NewAPIKey(store.Scope{}, store.RoleAdmin)
+		if err != nil {
+			return err
+		}
+		if err := c.store.CreateAPIKey(ctx, &k); err != nil {
+			return fmt.Errorf("store dev API key: %w", err)
+		}
+		key = plain
+	} else if err := api.EnsureAPIKey(ctx, c.store, key, store.Scope{}, store.RoleAdmin); err != nil {
+		return fmt.Errorf("REHOOK_DEV_API_KEY: %w", err)
+	}
+
+	banner := func(addr string) {
+		fmt.Fprintf(stdout, "rehook %s (dev) listening on http://%s%s\n", version, addr, api.Prefix)
+		fmt.Fprintf(stdout, "  database: %s\n", redactURL(cfg.databaseURL()))
+		fmt.Fprintf(stdout, "  redis:    %s\n", redactURL(cfg.RedisURL))
+		if cfg.AllowLoopback {
+			fmt.Fprintln(stdout, "  deliveries to loopback addresses are allowed (dev)")
+		}
+		fmt.Fprintf(stdout, "  admin API key (all accounts): %s\n", key)
+	}
+	return serve(ctx, cfg, c, true, true, banner)
+}
+
+// startEmbeddedRedis starts miniredis on a loopback port. miniredis only
+// expires keys when its clock is moved, so a ticker moves it with real time.
+func startEmbeddedRedis(ctx context.Context) (*miniredis.Miniredis, error) {
+	mr := miniredis.NewMiniRedis()
+	if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+		return nil, fmt.Errorf("start embedded redis: %w", err)
+	}
+	go func() {
+		const step = 250 * time.Millisecond
+		t := time.NewTicker(step)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				mr.FastForward(now.Sub(last))
+				last = now
+			}
+		}
+	}()
+	return mr, nil
+}
+
+func setup(ctx context.Context, cfg config, dev bool) (*components, error) {
+	log, err := newLogger(cfg)
+	if err != nil {
+		return nil, err
+	}
+	redis, err := cfg.redisOpt()
+	if err != nil {
+		return nil, err
+	}
+	s, err := openStore(ctx, cfg, dev)
+	if err != nil {
+		return nil, err
+	}
+	return &components{
+		log:      log,
+		store:    s,
+		redis:    redis,
+		enqueuer: worker.NewEnqueuer(redis, cfg.MaxAttempts, cfg.taskTimeoutSeconds()),
+	}, nil
+}
+
+func (c *components) close() {
+	_ = c.enqueuer.Close()
+	_ = c.store.Close()
+	_ = c.log.Sync()
+}
+
+// serve runs the API and/or the worker until ctx ends, then shuts down: the
+// API stops accepting and drains its requests, the worker finishes in-flight
+// deliveries within the shutdown timeout and hands the rest back to the queue.
+func serve(ctx context.Context, cfg config, c *components, runAPI, runWorker bool,
+	banner func(addr string)) error {
+	errc := make(chan error, 2)
+
+	var srv *asynq.Server
+	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSweep()
+	if runWorker {
+		client := delivery.NewClient(delivery.Config{
+			Timeout:         cfg.DeliveryTimeout,
+			MaxResponseBody: cfg.ResponseBodyLimit,
+			UserAgent:       "rehook/" + version,
+			AllowLoopback:   cfg.AllowLoopback,
+			AllowPrivate:    cfg.AllowPrivate,
+			AllowLinkLocal:  cfg.AllowLinkLocal,
+		})
+		h := worker.NewHandler(c.store, client, cfg.DeliveryTimeout, c.log, worker.HandlerConfig{
+			MaxAttempts: cfg.MaxAttempts,
+			RetryBase:   cfg.RetryBase,
+			RetryMax:    cfg.RetryMax,
+			UserAgent:   "rehook/" + version,
+		})
+		srv = worker.NewServer(c.redis, worker.ServerConfig{
+			Concurrency:     cfg.WorkerConcurrency,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+		}, c.log)
+		if err := srv.Start(worker.Mux(h)); err != nil {
+			return fmt.Errorf("start worker: %w", err)
+		}
+		sw := &worker.Sweeper{Store: c.store, Enqueuer: c.enqueuer, Log: c.log,
+			Interval: cfg.SweepInterval}
+		go sw.Run(sweepCtx)
+		c.log.Info("worker started", zap.Int("concurrency", cfg.WorkerConcurrency),
+			zap.Bool("allow_loopback", cfg.AllowLoopback))
+	}
+
+	var httpSrv *http.Server
+	if runAPI {
+		gin.SetMode(gin.ReleaseMode)
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			if srv != nil {
+				srv.Shutdown()
+			}
+			return fmt.Errorf("REHOOK_HTTP_ADDR: %w", err)
+		}
+		httpSrv = &http.Server{
+			Handler:           api.New(c.store, c.enqueuer, c.log, api.Config{}),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		}
+		go func() { errc <- httpSrv.Serve(ln) }()
+		c.log.Info("api listening", zap.String("addr", ln.Addr().String()))
+		if banner != nil {
+			banner(ln.Addr().String())
+		}
+	}
+
+	var err error
+	select {
+	case <-ctx.Done():
+		c.log.Info("shutting down")
+	case err = <-errc:
+	}
+
+	if httpSrv != nil {
+		shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		if e := httpSrv.Shutdown(shutCtx); e != nil {
+			c.log.Warn("api shutdown", zap.Error(e))
+		}
+		cancel()
+	}
+	stopSweep()
+	if srv != nil {
+		srv.Shutdown()
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	c.log.Info("stopped")
+	return err
+}
+
+// redactURL hides a URL's password for printing.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,142 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/rehook/rehook/store"
+)
+
+// ServerConfig tunes the asynq server.
+type ServerConfig struct {
+	// Concurrency is how many deliveries one worker process runs at once.
+	// Default 10.
+	Concurrency int
+	// PollInterval is how long an idle worker waits before looking for new
+	// tasks again. asynq's default of 1s puts a second of latency on an idle
+	// system's deliveries. Default 20ms.
+	PollInterval time.Duration
+	// DelayedPollInterval is how often retries that have come due are moved
+	// to their queue. Default 200ms.
+	DelayedPollInterval time.Duration
+	// ShutdownTimeout is how long in-flight deliveries may run after a stop
+	// signal before their tasks are handed back to the queue. Default 15s.
+	ShutdownTimeout time.Duration
+}
+
+func (c *ServerConfig) fill() {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 10
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 20 * time.Millisecond
+	}
+	if c.DelayedPollInterval <= 0 {
+		c.DelayedPollInterval = 200 * time.Millisecond
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 15 * time.Second
+	}
+}
+
+// NewServer returns an asynq server that runs h for delivery tasks. Start it
+// with Start(Mux(h)) and stop it with Shutdown.
+func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, log *zap.Logger) *asynq.Server {
+	cfg.fill()
+	return asynq.NewServer(redis, asynq.Config{
+		Concurrency:              cfg.Concurrency,
+		Queues:                   Queues,
+		TaskCheckInterval:        cfg.PollInterval,
+		DelayedTaskCheckInterval: cfg.DelayedPollInterval,
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		RetryDelayFunc:           RetryDelay,
+		Logger:                   asynqLogger{log.Sugar().With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
+	})
+}
+
+// Mux routes delivery tasks to h.
+func Mux(h *Handler) *asynq.ServeMux {
+	mux := asynq.NewServeMux()
+	mux.Handle(TypeDeliver, h)
+	return mux
+}
+
+// asynqLogger adapts zap to asynq's logger.
+type asynqLogger struct{ s *zap.SugaredLogger }
+
+func (l asynqLogger) Debug(args ...any) { l.s.Debug(args...) }
+func (l asynqLogger) Info(args ...any)  { l.s.Info(args...) }
+func (l asynqLogger) Warn(args ...any)  { l.s.Warn(args...) }
+func (l asynqLogger) Error(args ...any) { l.s.Error(args...) }
+func (l asynqLogger) Fatal(args ...any) { l.s.Fatal(args...) }
+
+// Sweeper re-enqueues pending executions whose task the queue lost: accepted
+// while Redis was down, or dropped with a crashed Redis. Every worker may run
+// one; the task id makes a second enqueue of the same execution harmless.
+type Sweeper struct {
+	Store    store.Store
+	Enqueuer *Enqueuer
+	Log      *zap.Logger
+	// Interval between sweeps. Default 15s.
+	Interval time.Duration
+	// Grace is how long past due an execution must be before the sweeper
+	// considers its task lost, so it does not race the normal path.
+	// Default 30s.
+	Grace time.Duration
+	// Batch is the most executions one sweep re-enqueues. Default 500.
+	Batch int
+}
+
+// Run sweeps every Interval until ctx ends.
+func (s *Sweeper) Run(ctx context.Context) {
+	if s.Interval <= 0 {
+		s.Interval = 15 * time.Second
+	}
+	if s.Grace <= 0 {
+		s.Grace = 30 * time.Second
+	}
+	if s.Batch <= 0 {
+		s.Batch = 500
+	}
+
+	t := time.NewTicker(s.Interval)
+	defer t.Stop()
+	for {
+		if n, err := s.Sweep(ctx); err != nil {
+			s.Log.Warn("sweep", zap.Error(err), zap.Int("enqueued", n))
+		} else if n > 0 {
+			s.Log.Info("sweep re-enqueued pending executions", zap.Int("enqueued", n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep runs once and returns how many executions it enqueued.
+func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
+	ids, err := s.Store.ListDuePending(ctx, time.Now().Add(-s.Grace), s.Batch)
+	if err != nil {
+		return 0, fmt.Errorf("list due executions: %w", err)
+	}
+
+	n := 0
+	for _, id := range ids {
+		exec, err := s.Store.GetExecutionByID(ctx, id)
+		if err != nil {
+			return n, fmt.Errorf("load execution %d: %w", id, err)
+		}
+		if err := s.Enqueuer.Enqueue(ctx, exec, Payload{}); err != nil {
+			return n, fmt.Errorf("enqueue execution %d: %w", id, err)
+		}
+		n++
+	}
+	return n, nil
+}
