@@ -92,8 +92,7 @@ type Sweeper struct {
 	Batch int
 }
 
-// Run sweeps every Interval until ctx ends.
-func (s *Sweeper) Run(ctx context.Context) {
+func (s *Sweeper) fill() {
 	if s.Interval <= 0 {
 		s.Interval = 15 * time.Second
 	}
@@ -103,7 +102,11 @@ func (s *Sweeper) Run(ctx context.Context) {
 	if s.Batch <= 0 {
 		s.Batch = 500
 	}
+}
 
+// Run sweeps every Interval until ctx ends.
+func (s *Sweeper) Run(ctx context.Context) {
+	s.fill()
 	t := time.NewTicker(s.Interval)
 	defer t.Stop()
 	for {
@@ -122,6 +125,7 @@ func (s *Sweeper) Run(ctx context.Context) {
 
 // Sweep runs once and returns how many executions it enqueued.
 func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
+	s.fill()
 	ids, err := s.Store.ListDuePending(ctx, time.Now().Add(-s.Grace), s.Batch)
 	if err != nil {
 		return 0, fmt.Errorf("list due executions: %w", err)

@@ -39,9 +39,9 @@ type Options struct {
 
 	// StatementTimeout is the longest a single statement may run on the
 	// server before Postgres cancels it (the statement_timeout run-time
-	// parameter), rounded down to whole milliseconds. Zero keeps the URL's
-	// statement_timeout, or else the server's (no limit by default).
-	// Migrations are not bound by it.
+	// parameter), in whole milliseconds: a fraction is dropped, and anything
+	// under a millisecond is one. Zero keeps the URL's statement_timeout, or
+	// else the server's (no limit by default). Migrations run without it.
 	StatementTimeout time.Duration
 }
 
@@ -101,7 +101,9 @@ func poolConfig(url string, opts Options) (*pgxpool.Config, error) {
 	return cfg, nil
 }
 
-// Migrate applies rehook's pending migrations to the database at url.
+// Migrate applies rehook's pending migrations to the database at url,
+// without a statement timeout. A database that cannot be reached gives an
+// error wrapping store.ErrUnavailable.
 func Migrate(ctx context.Context, url string) error {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -111,7 +113,7 @@ func Migrate(ctx context.Context, url string) error {
 }
 
 // Migrate applies rehook's pending migrations to the store's database, on
-// connections of its own that are not bound by Options.StatementTimeout.
+// connections of its own that have no statement timeout.
 func (s *Store) Migrate(ctx context.Context) error {
 	return migrate(ctx, s.pool.Config())
 }

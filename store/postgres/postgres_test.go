@@ -33,14 +33,7 @@ const testDatabaseEnv = "REHOOK_TEST_DATABASE_URL"
 // test when no test database is set.
 func testSchemaURL(t *testing.T) string {
 	t.Helper()
-	url := os.Getenv(testDatabaseEnv)
-	if url == "" {
-		t.Skipf("set %s to a Postgres URL to run this test, e.g. "+
-			"postgres://postgres@127.0.0.1:5432/test?sslmode=disable", testDatabaseEnv)
-	}
-	if !strings.HasPrefix(url, "postgres://") && !strings.HasPrefix(url, "postgresql://") {
-		t.Fatalf("%s must be a postgres:// URL", testDatabaseEnv)
-	}
+	url := testDatabaseURL(t)
 
 	var b [6]byte
 	rand.Read(b[:])
@@ -77,6 +70,21 @@ func testSchemaURL(t *testing.T) string {
 	return u.String()
 }
 
+// testDatabaseURL returns the test database's URL, or skips the test when
+// none is set.
+func testDatabaseURL(t *testing.T) string {
+	t.Helper()
+	url := os.Getenv(testDatabaseEnv)
+	if url == "" {
+		t.Skipf("set %s to a Postgres URL to run this test, e.g. "+
+			"postgres://postgres@127.0.0.1:5432/test?sslmode=disable", testDatabaseEnv)
+	}
+	if !strings.HasPrefix(url, "postgres://") && !strings.HasPrefix(url, "postgresql://") {
+		t.Fatalf("%s must be a postgres:// URL", testDatabaseEnv)
+	}
+	return url
+}
+
 // openTestStore opens a migrated store on a fresh schema.
 func openTestStore(t *testing.T, opts Options) *Store {
 	t.Helper()
@@ -95,6 +103,7 @@ func openTestStore(t *testing.T, opts Options) *Store {
 }
 
 func TestStore(t *testing.T) {
+	testDatabaseURL(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return openTestStore(t, Options{MaxConns: 4})
 	})

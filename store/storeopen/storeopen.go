@@ -13,6 +13,8 @@ import (
 	"github.com/rehook/rehook/store/sqlite"
 )
 
+const wantSchemes = "want postgres://..., postgresql://..., sqlite:PATH or sqlite://PATH"
+
 // Open opens the store that databaseURL names and, when migrate is true,
 // applies its pending migrations. The URL is one of:
 //
@@ -32,10 +34,9 @@ func Open(ctx context.Context, databaseURL string, migrate bool) (store.Store, e
 	scheme, rest, ok := strings.Cut(databaseURL, ":")
 	switch {
 	case databaseURL == "":
-		return nil, errors.New("database url is empty")
+		return nil, errors.New("database url is empty; " + wantSchemes)
 	case !ok:
-		return nil, errors.New(
-			"database url has no scheme; want postgres://, postgresql://, sqlite:PATH or sqlite://PATH")
+		return nil, errors.New("database url has no scheme; " + wantSchemes)
 	}
 
 	switch strings.ToLower(scheme) {
@@ -44,9 +45,7 @@ func Open(ctx context.Context, databaseURL string, migrate bool) (store.Store, e
 	case "sqlite":
 		return openSQLite(ctx, strings.TrimPrefix(rest, "//"), migrate)
 	}
-	return nil, fmt.Errorf(
-		"database url scheme %q is not supported; want postgres://, postgresql://, sqlite:PATH or sqlite://PATH",
-		scheme)
+	return nil, fmt.Errorf("database url scheme %q is not supported; %s", scheme, wantSchemes)
 }
 
 func openPostgres(ctx context.Context, url string, migrate bool) (store.Store, error) {
