@@ -197,8 +197,11 @@ func (h *Handler) attempt(ctx context.Context, exec store.Execution, hook store.
 		zap.Bool("final", final), zap.String("error", out.Error))
 
 	switch {
-	case errors.Is(err, store.ErrNotClaimable):
-		log.Warn("execution finished elsewhere while this attempt ran; attempt not recorded")
+	case errors.Is(err, store.ErrNotClaimable), errors.Is(err, store.ErrConflict):
+		// Another worker took the execution over after this one's lease ran
+		// out, and recorded first.
+		log.Warn("execution recorded by another worker while this attempt ran; " +
+			"attempt not recorded")
 		return nil
 	case err != nil:
 		h.release(exec.ID, log)
