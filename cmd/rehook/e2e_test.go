@@ -357,3 +357,12 @@ func waitAPIListening(t *testing.T, p *process) string {
 	t.Helper()
 	return "http://" + p.stderr.wait(t, apiListenLog, 60*time.Second)
 }
+
+// TestMain removes the binary the end-to-end tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
