@@ -222,6 +222,10 @@ type Attempt struct {
 	Error       string
 	// ResponseExcerpt is the start of the response body.
 	ResponseExcerpt string
+	// Interrupted marks an attempt cut off before its result was known (its
+	// worker died or was shut down): Result is empty, Error says why, and it
+	// spent no attempt, so the attempt after it has the same N.
+	Interrupted bool
 }
 
 // AttemptRecord is what the worker writes after an attempt: the attempt row
@@ -293,7 +297,9 @@ type Store interface {
 
 	// ClaimExecution leases a pending execution until `until`, if it is not
 	// final and not leased by someone else at `now`. It returns the execution
-	// as claimed, or ErrNotClaimable.
+	// as claimed, or ErrNotClaimable. A lease that expired without a recorded
+	// attempt (its worker died) is recorded, in the same transaction, as an
+	// interrupted attempt with reason InterruptedLeaseExpired.
 	ClaimExecution(ctx context.Context, id int64, now, until time.Time) (Execution, error)
 	// RecordAttempt stores an attempt and the execution's latest state and
 	// releases the lease, only while the execution is still pending.
@@ -308,4 +314,100 @@ type Store interface {
 	GetAPIKeyByPrefix(ctx context.Context, prefix string) (APIKey, error)
 	ListAPIKeys(ctx context.Context) ([]APIKey, error)
 	RevokeAPIKey(ctx context.Context, id int64, at time.Time) error
+
+	// Event keys outside CreateExecutions: what the API remembers of a
+	// registry's events to interpret later ones.
+
+	// PutEventKey records key for the registry; a key already there is kept
+	// as it is, without error.
+	PutEventKey(ctx context.Context, registryID int64, key string) error
+	// HasEventKey reports whether key was recorded for the registry.
+	HasEventKey(ctx context.Context, registryID int64, key string) (bool, error)
+
+	// Webhook management, idempotent and bulk retriggers (issue 3); the
+	// types they take are in manage.go.
+
+	// UpdateWebhook writes every field of the webhook w.ID but its
+	// RegistryID, CreatedBy and Created, increments its Version and sets
+	// Modified, and updates w with the stored row. A non-zero w.Version must
+	// equal the stored one, else ErrVersionMismatch. A missing webhook is
+	// ErrNotFound; an identifier taken in the registry ErrConflict.
+	UpdateWebhook(ctx context.Context, w *Webhook) error
+	// DeleteWebhook deletes a webhook together with its executions, their
+	// attempts and idempotency keys: its history goes with it.
+	DeleteWebhook(ctx context.Context, id int64) error
+	// QueryWebhooks returns one page of a registry's webhooks, searched and
+	// sorted as q says, and how many match in all.
+	QueryWebhooks(ctx context.Context, registryID int64, q WebhookQuery) ([]Webhook, int, error)
+	// LatestResults maps each of the webhooks to the result of its newest
+	// execution that has one; a webhook with none is left out.
+	LatestResults(ctx context.Context, webhookIDs []int64) (map[int64]Result, error)
+	// FilterExecutions is ListExecutions keeping only what f matches.
+	FilterExecutions(ctx context.Context, webhookID int64, f ExecutionFilter, page Page) (
+		[]Execution, int, error)
+	// CreateRetrigger creates the pending execution e, as CreateExecutions
+	// does, unless key was recorded since key.NotBefore: then it sets e to
+	// the execution created under the key and returns false. The check and
+	// the creation are one transaction, so concurrent calls with one key
+	// create one execution.
+	CreateRetrigger(ctx context.Context, key IdempotencyKey, e *Execution) (bool, error)
+	// RetriggerMatching selects a webhook's executions as sel says and,
+	// unless sel.DryRun, creates for each a pending retrigger (same trigger,
+	// delivery id and request body, RetriggerOf its id), all in one
+	// transaction that excludes other bulk retriggers of the webhook. It
+	// returns how many were selected and the executions created, in the
+	// order of their originals. A missing webhook is ErrNotFound.
+	RetriggerMatching(ctx context.Context, webhookID int64, sel RetriggerSelection) (
+		int, []Execution, error)
+
+	// Reliability: interrupted attempts, lease recovery and retention
+	// (issue 5); see reliability.go.
+
+	// InterruptExecution records the attempt running under the execution's
+	// lease as interrupted, for reason, and drops the lease, in one
+	// transaction; the attempt count is unchanged. An execution that is
+	// final or not leased gives ErrNotClaimable, a missing one ErrNotFound.
+	InterruptExecution(ctx context.Context, id int64, at time.Time, reason string) error
+	// ListExpiredLeases returns ids of pending executions whose lease ended
+	// before `before`, the longest expired first, at most limit.
+	ListExpiredLeases(ctx context.Context, before time.Time, limit int) ([]int64, error)
+	// DeleteExecutionsBefore deletes, oldest first, at most limit executions
+	// created before `before` with their attempts, leaving those leased at
+	// `now`, in one short transaction; it returns how many it deleted.
+	DeleteExecutionsBefore(ctx context.Context, before, now time.Time, limit int) (int, error)
+	// DeleteEventKeysBefore deletes at most limit event keys recorded before
+	// `before` and returns how many it deleted.
+	DeleteEventKeysBefore(ctx context.Context, before time.Time, limit int) (int, error)
+
+	// Operations: metrics and delivery logs (issue 6).
+
+	// CountPending returns how many executions are pending, leased or not.
+	CountPending(ctx context.Context) (int, error)
+	// GetRegistryByID returns the registry with that id.
+	GetRegistryByID(ctx context.Context, id int64) (Registry, error)
+
+	// Performance: the retrigger's lookups in one round trip (issue 7).
+
+	// GetExecutionInRegistry returns the registry of scope and identifier,
+	// its webhook webhookIdentifier, and that webhook's execution id, as
+	// GetRegistry, GetWebhook and GetExecution would, but at once. Any of
+	// the three missing, or an execution of another registry, is
+	// ErrNotFound, without saying which.
+	GetExecutionInRegistry(ctx context.Context, scope Scope, registry, webhookIdentifier string,
+		id int64) (Registry, Webhook, Execution, error)
+
+	// Security: abuse limits and secret rotation (issue 4); see security.go.
+
+	// CountPendingForWebhook returns how many executions of the webhook are
+	// pending, leased or not.
+	CountPendingForWebhook(ctx context.Context, webhookID int64) (int, error)
+	// ListWebhookSecrets returns, in id order, at most limit webhooks with
+	// an id above afterID that have a secret, each with its secret exactly
+	// as stored (sealed or not: see store/sealed).
+	ListWebhookSecrets(ctx context.Context, afterID int64, limit int) ([]WebhookSecret, error)
+	// ReplaceWebhookSecret stores next as the secret of webhook id if its
+	// stored secret is still prev, leaving Version and Modified as they are:
+	// the secret means the same, only its stored form changes. A secret
+	// changed in between is ErrConflict, a missing webhook ErrNotFound.
+	ReplaceWebhookSecret(ctx context.Context, id int64, prev, next []byte) error
 }

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -33,18 +32,27 @@ func (s *Store) CreateExecutions(
 		return fmt.Errorf("create executions in registry %d: %w", registryID, err)
 	}
 
-	err = s.withTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		if err := recordEventKeys(ctx, tx, registryID, eventKeys, created); err != nil {
-			return err
-		}
-
-		for i := range rows {
-			if err := insertExecution(ctx, tx, &rows[i]); err != nil {
+	if len(eventKeys) == 0 && len(rows) == 1 {
+		// One row and no event keys (a retrigger) is one statement, atomic by
+		// itself: a transaction would only add the round trips of BEGIN and
+		// COMMIT.
+		err = s.withConn(ctx, func(c *pgxpool.Conn) error {
+			return insertExecution(ctx, c, &rows[0])
+		})
+	} else {
+		err = s.withTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			if err := recordEventKeys(ctx, tx, registryID, eventKeys, created); err != nil {
 				return err
 			}
-		}
-		return nil
-	})
+
+			for i := range rows {
+				if err := insertExecution(ctx, tx, &rows[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("create executions in registry %d: %w", registryID, err)
 	}
@@ -82,7 +90,7 @@ func recordEventKeys(
 }
 
 // insertExecution inserts e and sets its ID.
-func insertExecution(ctx context.Context, tx pgx.Tx, e *store.Execution) error {
+func insertExecution(ctx context.Context, tx querier, e *store.Execution) error {
 	var retriggerOf *int64
 	if e.RetriggerOf != 0 {
 		retriggerOf = &e.RetriggerOf
@@ -161,7 +169,7 @@ func (s *Store) ListExecutions(
 	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
 	err := s.withTx(ctx, opts, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `SELECT count(*) FROM executions WHERE webhook_id = $1`,
-			webhookID).Scan(&total)
+			customPlan(webhookID)...).Scan(&total)
 		if err != nil {
 			return err
 		}
@@ -171,7 +179,7 @@ func (s *Store) ListExecutions(
 			WHERE webhook_id = $1
 			ORDER BY id DESC
 			LIMIT $2 OFFSET $3`,
-			webhookID, limit, page.Offset())
+			customPlan(webhookID, limit, page.Offset())...)
 		if err != nil {
 			return err
 		}
@@ -184,17 +192,22 @@ func (s *Store) ListExecutions(
 	return execs, total, nil
 }
 
-// ListAttempts returns an execution's attempts in order; none (or no such
-// execution) is an empty list.
+// ListAttempts returns an execution's attempts in order, interrupted ones
+// among them (before the attempt of the same number that followed them);
+// none (or no such execution) is an empty list.
 func (s *Store) ListAttempts(ctx context.Context, executionID int64) ([]store.Attempt, error) {
 	attempts := []store.Attempt{}
 	err := s.withConn(ctx, func(c *pgxpool.Conn) error {
 		rows, err := c.Query(ctx, `
 			SELECT execution_id, n, started, duration, result, status_code, error,
-				response_excerpt
+				response_excerpt, false AS interrupted
 			FROM attempts
 			WHERE execution_id = $1
-			ORDER BY n`,
+			UNION ALL
+			SELECT execution_id, n, started, 0, '', 0, reason, '', true
+			FROM attempt_interruptions
+			WHERE execution_id = $1
+			ORDER BY n, interrupted DESC, started`,
 			executionID)
 		if err != nil {
 			return err
@@ -209,7 +222,7 @@ func (s *Store) ListAttempts(ctx context.Context, executionID int64) ([]store.At
 	return attempts, nil
 }
 
-// ClaimExecution implements store.Store with one conditional update. A
+// ClaimExecution implements store.Store in one statement (see claim). A
 // lease that ends at exactly `now` counts as expired only after `now`. An
 // execution that does not exist gives store.ErrNotFound; `until` must be
 // after `now`.
@@ -223,18 +236,8 @@ func (s *Store) ClaimExecution(
 
 	var e store.Execution
 	err := s.withConn(ctx, func(c *pgxpool.Conn) error {
-		row := c.QueryRow(ctx, `
-			UPDATE executions SET claimed_until = $3
-			WHERE id = $1 AND state = 'pending'
-				AND (claimed_until IS NULL OR claimed_until < $2)
-			RETURNING `+executionColumns,
-			id, dbTime(now), dbTime(until))
-
 		var err error
-		e, err = scanExecution(row)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return whyNotClaimable(ctx, c, id)
-		}
+		e, err = claim(ctx, c, id, now, until)
 		return err
 	})
 	if err != nil {
@@ -282,35 +285,38 @@ func (s *Store) RecordAttempt(
 		next = rowprep.Now()
 	}
 
-	err := s.withTx(ctx, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
-			UPDATE executions SET
-				attempts = $2, result = $3, duration = $4, error = $5,
-				request_url = $6, request_headers = $7,
-				response_status_code = $8, response_status = $9, response_headers = $10,
-				response_body = $11,
-				state = $12, next_attempt_at = $13, claimed_until = NULL
-			WHERE id = $1 AND state = 'pending'`,
+	// One statement, atomic by itself, in one round trip: the attempt row is
+	// inserted only if the update found the execution pending, and a repeated
+	// attempt number fails the whole statement, update included.
+	err := s.withConn(ctx, func(c *pgxpool.Conn) error {
+		tag, err := c.Exec(ctx, `
+			WITH updated AS (
+				UPDATE executions SET
+					attempts = $2, result = $3, duration = $4, error = $5,
+					request_url = $6, request_headers = $7,
+					response_status_code = $8, response_status = $9, response_headers = $10,
+					response_body = $11,
+					state = $12, next_attempt_at = $13, claimed_until = NULL
+				WHERE id = $1 AND state = 'pending'
+				RETURNING id
+			)
+			INSERT INTO attempts
+				(execution_id, n, started, duration, result, status_code, error,
+				response_excerpt)
+			SELECT id, $2, $14, $4, $3, $15, $5, $16 FROM updated`,
 			executionID, a.N, string(a.Result), int64(a.Duration), rowprep.Text(a.Error),
 			rowprep.Text(rec.RequestURL), rowprep.Text(rec.RequestHeaders),
 			rec.ResponseStatusCode, rowprep.Text(rec.ResponseStatus),
 			rowprep.Text(rec.ResponseHeaders), rowprep.Text(rec.ResponseBody),
-			string(state), dbNullTime(next))
+			string(state), dbNullTime(next),
+			dbTime(a.Started), a.StatusCode, rowprep.Text(a.ResponseExcerpt))
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
-			return whyNotClaimable(ctx, tx, executionID)
+			return whyNotClaimable(ctx, c, executionID)
 		}
-
-		_, err = tx.Exec(ctx, `
-			INSERT INTO attempts
-				(execution_id, n, started, duration, result, status_code, error,
-				response_excerpt)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			executionID, a.N, dbTime(a.Started), int64(a.Duration), string(a.Result),
-			a.StatusCode, rowprep.Text(a.Error), rowprep.Text(a.ResponseExcerpt))
-		return err
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("record attempt %d of execution %d: %w", a.N, executionID, err)
@@ -399,7 +405,7 @@ func scanAttempt(row pgx.Row) (store.Attempt, error) {
 	var result string
 	var duration int64
 	err := row.Scan(&a.ExecutionID, &a.N, &a.Started, &duration, &result, &a.StatusCode,
-		&a.Error, &a.ResponseExcerpt)
+		&a.Error, &a.ResponseExcerpt, &a.Interrupted)
 	if err != nil {
 		return store.Attempt{}, err
 	}

@@ -183,17 +183,22 @@ func (s *Store) ListExecutions(
 	return execs, total, nil
 }
 
-// ListAttempts returns an execution's attempts in order; none (or no such
-// execution) is an empty list.
+// ListAttempts returns an execution's attempts in order, interrupted ones
+// among them (before the attempt of the same number that followed them);
+// none (or no such execution) is an empty list.
 func (s *Store) ListAttempts(ctx context.Context, executionID int64) ([]store.Attempt, error) {
 	attempts := []store.Attempt{}
 	err := s.withRead(ctx, func(c *sql.Conn) error {
 		rows, err := c.QueryContext(ctx, `
 			SELECT execution_id, n, started, duration, result, status_code, error,
-				response_excerpt
+				response_excerpt, 0 AS interrupted
 			FROM attempts
-			WHERE execution_id = ?
-			ORDER BY n`,
+			WHERE execution_id = ?1
+			UNION ALL
+			SELECT execution_id, n, started, 0, '', 0, reason, '', 1
+			FROM attempt_interruptions
+			WHERE execution_id = ?1
+			ORDER BY n, interrupted DESC, started`,
 			executionID)
 		if err != nil {
 			return err
@@ -208,8 +213,9 @@ func (s *Store) ListAttempts(ctx context.Context, executionID int64) ([]store.At
 	return attempts, nil
 }
 
-// ClaimExecution implements store.Store with one conditional update. A
-// lease that ends at exactly `now` counts as expired only after `now`. An
+// ClaimExecution implements store.Store in one write transaction (see
+// claim). A lease that ends at exactly `now` counts as expired only after
+// `now`. An
 // execution that does not exist gives store.ErrNotFound; `until` must be
 // after `now`.
 func (s *Store) ClaimExecution(
@@ -221,19 +227,9 @@ func (s *Store) ClaimExecution(
 	}
 
 	var e store.Execution
-	err := s.withWrite(ctx, func(c *sql.Conn) error {
-		row := c.QueryRowContext(ctx, `
-			UPDATE executions SET claimed_until = ?
-			WHERE id = ? AND state = 'pending'
-				AND (claimed_until IS NULL OR claimed_until < ?)
-			RETURNING `+executionColumns,
-			micros(until), id, micros(now))
-
+	err := s.withTx(ctx, s.write, nil, func(tx *sql.Tx) error {
 		var err error
-		e, err = scanExecution(row)
-		if errors.Is(err, sql.ErrNoRows) {
-			return whyNotClaimable(ctx, c, id)
-		}
+		e, err = claim(ctx, tx, id, now, until)
 		return err
 	})
 	if err != nil {
@@ -398,7 +394,7 @@ func scanAttempt(row scanner) (store.Attempt, error) {
 	var result string
 	var started, duration int64
 	err := row.Scan(&a.ExecutionID, &a.N, &started, &duration, &result, &a.StatusCode,
-		&a.Error, &a.ResponseExcerpt)
+		&a.Error, &a.ResponseExcerpt, &a.Interrupted)
 	if err != nil {
 		return store.Attempt{}, err
 	}

@@ -31,6 +31,14 @@ const wantSchemes = "want postgres://..., postgresql://..., sqlite:PATH or sqlit
 // may hold a password. A database that cannot be reached gives an error
 // wrapping store.ErrUnavailable.
 func Open(ctx context.Context, databaseURL string, migrate bool) (store.Store, error) {
+	return OpenWith(ctx, databaseURL, migrate, postgres.Options{})
+}
+
+// OpenWith is Open with the Postgres pool tuned by pg, whose non-zero fields
+// win over the URL's pool_max_conns and statement_timeout. A SQLite store
+// has no pool and ignores pg.
+func OpenWith(ctx context.Context, databaseURL string, migrate bool,
+	pg postgres.Options) (store.Store, error) {
 	scheme, rest, ok := strings.Cut(databaseURL, ":")
 	switch {
 	case databaseURL == "":
@@ -41,15 +49,16 @@ func Open(ctx context.Context, databaseURL string, migrate bool) (store.Store, e
 
 	switch strings.ToLower(scheme) {
 	case "postgres", "postgresql":
-		return openPostgres(ctx, databaseURL, migrate)
+		return openPostgres(ctx, databaseURL, migrate, pg)
 	case "sqlite":
 		return openSQLite(ctx, strings.TrimPrefix(rest, "//"), migrate)
 	}
 	return nil, fmt.Errorf("database url scheme %q is not supported; %s", scheme, wantSchemes)
 }
 
-func openPostgres(ctx context.Context, url string, migrate bool) (store.Store, error) {
-	s, err := postgres.Open(ctx, url, postgres.Options{})
+func openPostgres(ctx context.Context, url string, migrate bool,
+	opts postgres.Options) (store.Store, error) {
+	s, err := postgres.Open(ctx, url, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -48,6 +48,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentClaimsOneWins", testConcurrentClaimsOneWins},
 		{"ConcurrentWorkers", testConcurrentWorkers},
 		{"APIKeys", testAPIKeys},
+		{"EventKeys", testEventKeys},
+		{"BulkSendsEachDeliveryOnce", testBulkSendsEachDeliveryOnce},
+		{"Reliability", testReliability},
+		{"Operations", testOperations},
+		{"WebhookManagement", testWebhookManagement},
+		{"GetExecutionInRegistry", testGetExecutionInRegistry},
+		{"Security", testSecurity},
 	}
 
 	for _, tt := range tests {
