@@ -138,6 +138,16 @@ type Request struct {
 
 	// Insecure skips verification of the receiver's TLS certificate.
 	Insecure bool
+
+	// Secret is the webhook's signing key. When set, every attempt is
+	// signed at the time it is sent; see Sign. Nil sends no signature.
+	Secret []byte
+
+	// MessageID is the delivery's identity in the Standard Webhooks
+	// signature (webhook-id): the same for every attempt and every
+	// retrigger of one delivery. Empty leaves out the Standard Webhooks
+	// headers and sends only X-Harness-Signature.
+	MessageID string
 }
 
 // Outcome records one attempt. Its text fields are valid UTF-8 without NUL
@@ -208,16 +218,21 @@ type Outcome struct {
 //   - Send reads and closes the response body itself: the caller has
 //     nothing to close. It never returns an error: everything is in the
 //     Outcome.
+//   - With a Request.Secret, each attempt carries signatures of the exact
+//     body bytes it sends, made when it is sent (see Sign), and they are
+//     recorded with the other headers; the secret itself never is.
 type Client struct {
 	cfg      Config
 	secure   *http.Client
 	insecure *http.Client
+	// now is the clock signatures are timestamped with.
+	now func() time.Time
 }
 
 // NewClient returns a Client for cfg, zero fields set to their defaults.
 // Call CloseIdleConnections when it is no longer needed.
 func NewClient(cfg Config) *Client {
-	c := &Client{cfg: cfg.withDefaults()}
+	c := &Client{cfg: cfg.withDefaults(), now: time.Now}
 
 	guarded := &net.Dialer{
 		KeepAlive:      30 * time.Second,
@@ -314,6 +329,9 @@ func (c *Client) Send(ctx context.Context, req Request) Outcome {
 	target, host, urlErr := parseTarget(req.URL)
 
 	header, masked := c.requestHeader(req, target)
+	if len(req.Secret) > 0 {
+		Sign(header, req.Secret, req.MessageID, c.now(), req.Body)
+	}
 	recorded := header.Clone()
 	recorded.Set("Content-Length", strconv.Itoa(len(req.Body)))
 	out.RequestHeaders = cleanText(FormatHeaders(recorded, masked))

@@ -18,7 +18,8 @@ var lineBreaks = strings.NewReplacer("\r", " ", "\n", " ")
 // value, keys canonicalized (x-hook-id becomes X-Hook-Id) and sorted, the
 // values of a key kept in order. Values of the headers named in masked
 // (matched case-insensitively) are written as "******". A CR or LF inside
-// a value is written as a space so that every line stays one header.
+// a key or a value is written as a space so that every line stays one
+// header.
 func FormatHeaders(h http.Header, masked []string) string {
 	hidden := make(map[string]bool, len(masked))
 	for _, name := range masked {
@@ -38,7 +39,7 @@ func FormatHeaders(h http.Header, masked []string) string {
 			if hidden[k] {
 				v = maskedValue
 			}
-			b.WriteString(k)
+			b.WriteString(lineBreaks.Replace(k))
 			b.WriteString(": ")
 			b.WriteString(lineBreaks.Replace(v))
 			b.WriteByte('\n')
