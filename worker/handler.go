@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/rehook/rehook/delivery"
+	"github.com/rehook/rehook/metrics"
 	"github.com/rehook/rehook/store"
 )
 
@@ -31,6 +32,9 @@ type HandlerConfig struct {
 	Lease time.Duration
 	// UserAgent is sent with every delivery. Default "rehook".
 	UserAgent string
+	// Metrics counts attempts and finished executions. Default nil: none
+	// are counted.
+	Metrics *metrics.Metrics
 }
 
 func (c *HandlerConfig) fill(deliveryTimeout time.Duration) {
@@ -85,6 +89,12 @@ const storeRetryDelay = 2 * time.Second
 
 // RetryDelay is the asynq RetryDelayFunc matching the handler's errors.
 func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
+	switch {
+	case errors.Is(err, store.ErrUnavailable):
+		return storeBackoff(n)
+	case errors.Is(err, context.Canceled):
+		return handBackDelay
+	}
 	var r *retryIn
 	if errors.As(err, &r) {
 		return r.delay
@@ -130,9 +140,25 @@ func (h *Handler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		h.release(exec.ID, log)
 		return &retryIn{storeRetryDelay, fmt.Errorf("load webhook %d: %w", exec.WebhookID, err)}
 	}
-	log = log.With(zap.String("webhook", hook.Identifier), zap.Int64("registry_id", exec.RegistryID))
+	log = log.With(zap.String("webhook", hook.Identifier),
+		zap.String("registry", h.registryRef(ctx, p, exec)),
+		zap.Int64("registry_id", exec.RegistryID))
 
 	return h.attempt(ctx, exec, hook, log)
+}
+
+// registryRef names the execution's registry for logs: the ref the task
+// carries, else the registry looked up by id (a task queued by hand), else
+// nothing, registry_id being logged beside it.
+func (h *Handler) registryRef(ctx context.Context, p Payload, exec store.Execution) string {
+	if p.Registry != "" {
+		return p.Registry
+	}
+	reg, err := h.store.GetRegistryByID(ctx, exec.RegistryID)
+	if err != nil {
+		return ""
+	}
+	return RegistryRef(reg)
 }
 
 // notClaimable decides what a task does when its execution cannot be
@@ -159,11 +185,18 @@ func (h *Handler) attempt(ctx context.Context, exec store.Execution, hook store.
 	n := exec.Attempts + 1
 	started := h.now()
 
+	if err := ctx.Err(); err != nil {
+		h.release(exec.ID, log)
+		return fmt.Errorf("execution %d handed back before delivery: %w", exec.ID, err)
+	}
 	var out delivery.Outcome
 	if hook.Enabled {
 		out = h.client.Send(ctx, h.request(exec, hook))
 	} else {
 		out = delivery.Outcome{Result: delivery.FatalError, Error: "webhook is disabled"}
+	}
+	if err := ctx.Err(); err != nil {
+		return h.interrupted(exec, log, err)
 	}
 
 	result := store.Result(out.Result)
@@ -189,14 +222,23 @@ func (h *Handler) attempt(ctx context.Context, exec store.Execution, hook store.
 	// delivery that happened must not go unrecorded for want of time.
 	recCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	err := h.store.RecordAttempt(recCtx, exec.ID, rec)
+	err := h.record(recCtx, exec.ID, rec)
 
 	log.Info("delivery attempt",
 		zap.Int("attempt", n), zap.String("result", string(result)),
 		zap.Int("status_code", out.StatusCode), zap.Duration("duration", out.Duration),
 		zap.Bool("final", final), zap.String("error", out.Error))
+	h.cfg.Metrics.DeliveryAttempt(string(result), out.StatusCode, out.Duration)
+	if err == nil && final {
+		h.cfg.Metrics.ExecutionFinal(string(result), n)
+	}
 
 	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// The webhook was deleted, and its executions with it, while this
+		// attempt ran.
+		log.Info("execution deleted while this attempt ran; attempt not recorded")
+		return nil
 	case errors.Is(err, store.ErrNotClaimable), errors.Is(err, store.ErrConflict):
 		// Another worker took the execution over after this one's lease ran
 		// out, and recorded first.
@@ -225,7 +267,8 @@ func (h *Handler) release(id int64, log *zap.Logger) {
 }
 
 // request builds the HTTP request of an execution: its stored body, the
-// webhook's current URL and headers.
+// webhook's current URL, headers and signing secret, and the delivery id
+// that its signature names (the same for all retriggers of a delivery).
 func (h *Handler) request(exec store.Execution, hook store.Webhook) delivery.Request {
 	header := http.Header{}
 	var masked []string
@@ -247,11 +290,13 @@ func (h *Handler) request(exec store.Execution, hook store.Webhook) delivery.Req
 	}
 
 	return delivery.Request{
-		URL:      hook.URL,
-		Header:   header,
-		Masked:   masked,
-		Body:     []byte(exec.RequestBody),
-		Insecure: hook.Insecure,
+		URL:       hook.URL,
+		Header:    header,
+		Masked:    masked,
+		Body:      []byte(exec.RequestBody),
+		Insecure:  hook.Insecure,
+		Secret:    hook.Secret,
+		MessageID: exec.DeliveryID,
 	}
 }
 

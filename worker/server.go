@@ -8,6 +8,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/rehook/rehook/metrics"
 	"github.com/rehook/rehook/store"
 )
 
@@ -26,6 +27,10 @@ type ServerConfig struct {
 	// ShutdownTimeout is how long in-flight deliveries may run after a stop
 	// signal before their tasks are handed back to the queue. Default 15s.
 	ShutdownTimeout time.Duration
+	// BaseContext, when set, gives the context every handler run derives
+	// from; Pool cancels it to cut deliveries short at the end of its grace
+	// period. Default: context.Background.
+	BaseContext func() context.Context
 }
 
 func (c *ServerConfig) fill() {
@@ -54,6 +59,7 @@ func NewServer(redis asynq.RedisConnOpt, cfg ServerConfig, log *zap.Logger) *asy
 		DelayedTaskCheckInterval: cfg.DelayedPollInterval,
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		RetryDelayFunc:           RetryDelay,
+		BaseContext:              cfg.BaseContext,
 		Logger:                   asynqLogger{log.Sugar().With("component", "asynq")},
 		LogLevel:                 asynq.WarnLevel,
 	})
@@ -90,6 +96,9 @@ type Sweeper struct {
 	Grace time.Duration
 	// Batch is the most executions one sweep re-enqueues. Default 500.
 	Batch int
+	// Metrics counts the executions re-enqueued. Default nil: none are
+	// counted.
+	Metrics *metrics.Metrics
 }
 
 func (s *Sweeper) fill() {
@@ -115,6 +124,7 @@ func (s *Sweeper) Run(ctx context.Context) {
 		} else if n > 0 {
 			s.Log.Info("sweep re-enqueued pending executions", zap.Int("enqueued", n))
 		}
+		s.rescueAndLog(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -137,10 +147,25 @@ func (s *Sweeper) Sweep(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("load execution %d: %w", id, err)
 		}
-		if err := s.Enqueuer.Enqueue(ctx, exec, Payload{}); err != nil {
+		if err := s.Enqueuer.Enqueue(ctx, exec, s.payload(ctx, exec)); err != nil {
 			return n, fmt.Errorf("enqueue execution %d: %w", id, err)
 		}
+		s.Metrics.SweepReenqueued(1)
 		n++
 	}
 	return n, nil
+}
+
+// payload names the execution's webhook and registry in its task, as the API
+// does, so that a swept task reads the same in asynqmon. The names are for
+// people only: a failed lookup leaves them out.
+func (s *Sweeper) payload(ctx context.Context, exec store.Execution) Payload {
+	var p Payload
+	if hook, err := s.Store.GetWebhookByID(ctx, exec.WebhookID); err == nil {
+		p.Webhook = hook.Identifier
+	}
+	if reg, err := s.Store.GetRegistryByID(ctx, exec.RegistryID); err == nil {
+		p.Registry = RegistryRef(reg)
+	}
+	return p
 }

@@ -38,6 +38,17 @@ type Payload struct {
 	Registry    string `json:"registry,omitempty"`
 	Trigger     string `json:"trigger,omitempty"`
 	RetriggerOf int64  `json:"retrigger_of,omitempty"`
+	// Attempt is the attempt the task was queued for: 1 for a new
+	// execution, more for one the sweeper queued again after a retry was
+	// lost. Each retry of the task is the next attempt, so asynqmon's
+	// retried count, shown beside the payload, tells how far it has got.
+	Attempt int `json:"attempt,omitempty"`
+}
+
+// RegistryRef is a registry's registry_ref as the API's paths spell it:
+// ACCOUNT[/ORG[/PROJECT]]/REGISTRY/+.
+func RegistryRef(r store.Registry) string {
+	return r.Scope.String() + "/" + r.Identifier + "/+"
 }
 
 // TaskID is the asynq task id of an execution, so that enqueuing it twice
@@ -92,6 +103,7 @@ func (q *Enqueuer) Enqueue(ctx context.Context, e store.Execution, p Payload) er
 	p.WebhookID = e.WebhookID
 	p.Trigger = string(e.TriggerType)
 	p.RetriggerOf = e.RetriggerOf
+	p.Attempt = e.Attempts + 1
 	body, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("encode payload: %w", err)
