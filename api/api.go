@@ -1,6 +1,7 @@
 // Package api is rehook's HTTP API: the HAR registry, webhook and execution
 // endpoints, the artifact-event intake, and the retrigger endpoint, under
-// /har/api/v1, every route behind an x-api-key.
+// /har/api/v1, every route behind an x-api-key but the OpenAPI document
+// (openapi.yaml) that describes them.
 package api
 
 import (
@@ -16,6 +17,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
 
+	"github.com/rehook/rehook/metrics"
 	"github.com/rehook/rehook/store"
 	"github.com/rehook/rehook/worker"
 )
@@ -36,6 +38,21 @@ type Config struct {
 	BodyLimit int64
 	// RequestTimeout bounds each request's store work. Default 10s.
 	RequestTimeout time.Duration
+	// Metrics counts requests by route and code, their latency, and
+	// accepted retriggers. Default nil: nothing is counted.
+	Metrics *metrics.Metrics
+	// RateLimit is how many requests a second one API key may make on
+	// average, in this process; a key over it gets 429 with Retry-After.
+	// Default 0: no limit.
+	RateLimit float64
+	// RateBurst is how many requests one API key may make at once before
+	// RateLimit applies. Default 0: one.
+	RateBurst int
+	// MaxPendingPerWebhook is the most pending executions a webhook may
+	// have for a retrigger to be accepted; at it a retrigger gets 429 with
+	// Retry-After, and a bulk retrigger creates no more than the room left.
+	// Default 0: no limit.
+	MaxPendingPerWebhook int
 }
 
 // API holds the dependencies of the handlers.
@@ -46,6 +63,8 @@ type API struct {
 	cfg     Config
 	now     func() time.Time
 	handler http.Handler
+	// limiter is nil without Config.RateLimit.
+	limiter *keyLimiter
 }
 
 // New builds the API's HTTP handler.
@@ -57,16 +76,20 @@ func New(s store.Store, q Enqueuer, log *zap.Logger, cfg Config) *API {
 		cfg.RequestTimeout = 10 * time.Second
 	}
 	a := &API{store: s, queue: q, log: log, cfg: cfg, now: time.Now}
+	if cfg.RateLimit > 0 {
+		a.limiter = newKeyLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
-	r.Use(a.requestID, a.accessLog, a.recover, a.limitBody)
+	r.Use(a.requestID, a.accessLog, a.countRequest, a.recover, a.limitBody)
 	r.NoRoute(func(c *gin.Context) { abort(c, newError(http.StatusNotFound, "no such route")) })
 	r.NoMethod(func(c *gin.Context) {
 		abort(c, newError(http.StatusMethodNotAllowed, "method not allowed"))
 	})
 
-	v1 := r.Group(Prefix, a.authenticate)
+	r.GET(Prefix+"/openapi.yaml", a.serveOpenAPI)
+	v1 := r.Group(Prefix, a.authenticate, a.limitRate)
 	v1.POST("/registry", a.createRegistry)
 	v1.Any("/registry/*rest", a.dispatch)
 	a.handler = r
@@ -96,15 +119,10 @@ func (a *API) accessLog(c *gin.Context) {
 	start := time.Now()
 	c.Next()
 
-	route, _ := c.Get("route")
-	name, _ := route.(string)
-	if name == "" {
-		name = c.FullPath()
-	}
 	fields := []zap.Field{
 		zap.String("request_id", c.GetString("request_id")),
 		zap.String("method", c.Request.Method),
-		zap.String("route", name),
+		zap.String("route", routeName(c)),
 		zap.Int("status", c.Writer.Status()),
 		zap.Duration("latency", time.Since(start)),
 	}
@@ -155,6 +173,7 @@ func (a *API) dispatch(c *gin.Context) {
 		return
 	}
 
+	c.Set(requestContextKey, c.Request.Context())
 	ctx, cancel := context.WithTimeout(c.Request.Context(), a.cfg.RequestTimeout)
 	defer cancel()
 	c.Request = c.Request.WithContext(ctx)
@@ -192,6 +211,10 @@ var routes = []route{
 	{"POST", []string{"webhooks"}, "create_webhook", store.RoleEdit, (*API).createWebhook},
 	{"GET", []string{"webhooks"}, "list_webhooks", store.RoleView, (*API).listWebhooks},
 	{"GET", []string{"webhooks", ""}, "get_webhook", store.RoleView, (*API).getWebhook},
+	{"PUT", []string{"webhooks", ""}, "update_webhook", store.RoleEdit, (*API).updateWebhook},
+	{"DELETE", []string{"webhooks", ""}, "delete_webhook", store.RoleEdit, (*API).deleteWebhook},
+	{"POST", []string{"webhooks", "", "executions", "retrigger"}, "bulk_retrigger",
+		store.RoleEdit, (*API).bulkRetrigger},
 	{"GET", []string{"webhooks", "", "executions"}, "list_executions", store.RoleView,
 		(*API).listExecutions},
 	{"GET", []string{"webhooks", "", "executions", ""}, "get_execution", store.RoleView,

@@ -18,6 +18,8 @@ type apiError struct {
 	status  int
 	message string
 	details *errorDetails
+	// retryAfter, in seconds, is sent as Retry-After when positive.
+	retryAfter int
 }
 
 func (e *apiError) Error() string { return e.message }
@@ -72,6 +74,9 @@ func abort(c *gin.Context, err error) {
 		ae = newError(http.StatusConflict, "already exists")
 	default:
 		ae = newError(http.StatusInternalServerError, "internal error")
+	}
+	if ae.retryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(ae.retryAfter))
 	}
 	if ae.status >= 500 {
 		_ = c.Error(err)

@@ -253,7 +253,10 @@ func (a *API) distributionEvent(c *gin.Context, ref RegistryRef, _ []string) err
 
 	out := distributionResult{Executions: []executionJSON{}}
 	for _, ev := range env.Events {
-		trigger, keep := classifyDistribution(ev)
+		trigger, keep, err := a.classifyDistribution(c, reg, ev)
+		if err != nil {
+			return err
+		}
 		if !keep {
 			out.Ignored++
 			continue
@@ -283,6 +286,12 @@ func (a *API) distributionEvent(c *gin.Context, ref RegistryRef, _ []string) err
 		if err != nil {
 			return err
 		}
+		if trigger == store.TriggerArtifactCreation && ev.Target.Digest != "" {
+			if err := a.store.PutEventKey(c.Request.Context(), reg.ID,
+				manifestKey(ev.Target.Repository, ev.Target.Digest)); err != nil {
+				return err
+			}
+		}
 		out.Accepted++
 		for _, e := range execs {
 			out.Executions = append(out.Executions, toExecutionJSON(e))
@@ -293,18 +302,38 @@ func (a *API) distributionEvent(c *gin.Context, ref RegistryRef, _ []string) err
 }
 
 // classifyDistribution maps a notification event to a trigger, or says to
-// ignore it.
-func classifyDistribution(ev distributionEvent) (store.Trigger, bool) {
+// ignore it. A delete event does not say whether it deleted a manifest or a
+// blob (a layer): both carry only the repository and a digest. So a delete
+// by digest counts as an artifact deletion only when rehook saw that digest
+// pushed as a manifest of the repository; a delete that names a tag is one.
+// A manifest pushed before rehook was listening and deleted by digest alone
+// is therefore not reported, unless it had a tag: its untagging follows as a
+// second event of the same request, which is reported.
+func (a *API) classifyDistribution(c *gin.Context, reg store.Registry,
+	ev distributionEvent) (store.Trigger, bool, error) {
 	if ev.Target.Repository == "" {
-		return "", false
+		return "", false, nil
 	}
 	switch ev.Action {
 	case "push":
-		return store.TriggerArtifactCreation, manifestMediaTypes[ev.Target.MediaType]
+		return store.TriggerArtifactCreation, manifestMediaTypes[ev.Target.MediaType], nil
 	case "delete":
-		return store.TriggerArtifactDeletion, true
+		if ev.Target.Tag != "" {
+			return store.TriggerArtifactDeletion, true, nil
+		}
+		if ev.Target.Digest == "" {
+			return "", false, nil
+		}
+		seen, err := a.store.HasEventKey(c.Request.Context(), reg.ID,
+			manifestKey(ev.Target.Repository, ev.Target.Digest))
+		return store.TriggerArtifactDeletion, seen, err
 	}
-	return "", false
+	return "", false, nil
+}
+
+// manifestKey is the event key that records a manifest push.
+func manifestKey(repository, digest string) string {
+	return "manifest:" + repository + "@" + digest
 }
 
 func firstNonEmpty(s ...string) string {

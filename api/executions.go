@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
@@ -30,11 +32,20 @@ func (a *API) loadExecution(c *gin.Context, ref RegistryRef, params []string) (
 	if err != nil {
 		return store.Registry{}, store.Webhook{}, store.Execution{}, err
 	}
-	reg, hook, err := a.loadWebhook(c, ref, params[0])
+
+	// The usual case in one round trip; when something is missing, the
+	// lookups below, one by one, tell which for the 404.
+	reg, hook, exec, err := a.store.GetExecutionInRegistry(c.Request.Context(), ref.Scope,
+		ref.Identifier, params[0], id)
+	if !errors.Is(err, store.ErrNotFound) {
+		return reg, hook, exec, err
+	}
+
+	reg, hook, err = a.loadWebhook(c, ref, params[0])
 	if err != nil {
 		return reg, hook, store.Execution{}, err
 	}
-	exec, err := a.store.GetExecution(c.Request.Context(), hook.ID, id)
+	exec, err = a.store.GetExecution(c.Request.Context(), hook.ID, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && exec.RegistryID != reg.ID) {
 		return reg, hook, exec, &apiError{status: http.StatusNotFound,
 			message: "execution not found",
@@ -58,8 +69,14 @@ type executionsPage struct {
 	Executions []executionJSON `json:"executions"`
 }
 
+// listExecutions is GET /executions?page=&size=&result=&trigger=, newest
+// first.
 func (a *API) listExecutions(c *gin.Context, ref RegistryRef, params []string) error {
 	page, err := parsePage(c)
+	if err != nil {
+		return err
+	}
+	filter, err := parseExecutionFilter(c)
 	if err != nil {
 		return err
 	}
@@ -67,7 +84,7 @@ func (a *API) listExecutions(c *gin.Context, ref RegistryRef, params []string) e
 	if err != nil {
 		return err
 	}
-	execs, total, err := a.store.ListExecutions(c.Request.Context(), hook.ID, page)
+	execs, total, err := a.store.FilterExecutions(c.Request.Context(), hook.ID, filter, page)
 	if err != nil {
 		return err
 	}
@@ -81,8 +98,18 @@ func (a *API) listExecutions(c *gin.Context, ref RegistryRef, params []string) e
 }
 
 // retrigger creates a pending execution that re-sends a finished one, and
-// queues it. The answer does not wait for the delivery.
+// queues it. The answer does not wait for the delivery unless the query asks
+// it to (wait); an Idempotency-Key header makes a repeated request answer
+// with the execution the first one created.
 func (a *API) retrigger(c *gin.Context, ref RegistryRef, params []string) error {
+	wait, err := parseWait(c)
+	if err != nil {
+		return err
+	}
+	idempotencyKey, err := parseIdempotencyKey(c)
+	if err != nil {
+		return err
+	}
 	reg, hook, orig, err := a.loadExecution(c, ref, params)
 	if err != nil {
 		return err
@@ -99,6 +126,9 @@ func (a *API) retrigger(c *gin.Context, ref RegistryRef, params []string) error 
 			details: &errorDetails{Field: "webhook_identifier", Reason: "disabled",
 				Value: hook.Identifier}}
 	}
+	if _, err := a.pendingRoom(c, hook.ID); err != nil {
+		return err
+	}
 
 	exec := store.Execution{
 		WebhookID:   hook.ID,
@@ -109,11 +139,19 @@ func (a *API) retrigger(c *gin.Context, ref RegistryRef, params []string) error 
 		RequestURL:  hook.URL,
 		RequestBody: orig.RequestBody,
 	}
-	if err := a.store.CreateExecutions(c.Request.Context(), reg.ID, nil,
-		[]*store.Execution{&exec}); err != nil {
+	created, err := a.createRetrigger(c, orig, idempotencyKey, &exec)
+	if err != nil {
 		return err
 	}
-	a.enqueue(c, exec, reg, hook)
+	if created {
+		a.enqueue(c, exec, reg, hook)
+	} else {
+		c.Header(replayedHeader, "true")
+	}
+
+	if wait > 0 {
+		exec = a.awaitFinal(c, exec, wait)
+	}
 	ok(c, http.StatusOK, toExecutionJSON(exec))
 	return nil
 }
@@ -122,12 +160,27 @@ func (a *API) retrigger(c *gin.Context, ref RegistryRef, params []string) error 
 // the execution is stored, and the sweeper queues what this could not.
 func (a *API) enqueue(c *gin.Context, exec store.Execution, reg store.Registry,
 	hook store.Webhook) {
-	ref := RegistryRef{Scope: reg.Scope, Identifier: reg.Identifier}
-	p := worker.Payload{Webhook: hook.Identifier, Registry: ref.String()}
-	if err := a.queue.Enqueue(c.Request.Context(), exec, p); err != nil {
+	if err := a.enqueueOne(c, exec, reg, hook); err != nil {
+		ref := RegistryRef{Scope: reg.Scope, Identifier: reg.Identifier}
 		a.log.Warn("enqueue failed; the sweeper will queue the execution",
 			zap.String("request_id", c.GetString("request_id")),
 			zap.Int64("execution_id", exec.ID), zap.String("webhook", hook.Identifier),
 			zap.String("registry", ref.String()), zap.Error(err))
 	}
+}
+
+// enqueueTimeout bounds one enqueue, so that a Redis that does not answer
+// slows an accepted request by this much at most.
+const enqueueTimeout = time.Second
+
+// enqueueOne queues an accepted execution and returns what went wrong. The
+// enqueue outlives a client that hangs up: the execution is stored already.
+func (a *API) enqueueOne(c *gin.Context, exec store.Execution, reg store.Registry,
+	hook store.Webhook) error {
+	ref := RegistryRef{Scope: reg.Scope, Identifier: reg.Identifier}
+	p := worker.Payload{Webhook: hook.Identifier, Registry: ref.String()}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()),
+		enqueueTimeout)
+	defer cancel()
+	return a.queue.Enqueue(ctx, exec, p)
 }

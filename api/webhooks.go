@@ -28,6 +28,9 @@ type webhookRequest struct {
 	SecretIdentifier string            `json:"secretIdentifier"`
 	SecretSpacePath  string            `json:"secretSpacePath"`
 	SecretSpaceID    *int64            `json:"secretSpaceId"`
+	// Secret is the signing secret, write-only: see signingKey. On update,
+	// absent keeps the current one and "" removes it.
+	Secret *string `json:"secret"`
 }
 
 var webhookIdentifierPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,127}$`)
@@ -39,6 +42,7 @@ const (
 	maxURLLen         = 2048
 	maxExtraHeaders   = 50
 	maxHeaderValueLen = 4096
+	maxSecretIDLen    = 256
 )
 
 // reservedHeaders are set by rehook on every delivery, or by the transport;
@@ -71,6 +75,10 @@ func (req webhookRequest) validate() (store.Webhook, error) {
 	}
 	if req.Insecure == nil {
 		return w, invalid("insecure", "required", "")
+	}
+	if len(req.SecretIdentifier) > maxSecretIDLen {
+		return w, invalid("secretIdentifier", fmt.Sprintf("at most %d bytes", maxSecretIDLen),
+			req.SecretIdentifier)
 	}
 
 	seen := map[store.Trigger]bool{}
@@ -135,6 +143,11 @@ func (a *API) createWebhook(c *gin.Context, ref RegistryRef, _ []string) error {
 	if err != nil {
 		return err
 	}
+	if req.Secret != nil && *req.Secret != "" {
+		if hook.Secret, err = signingKey(*req.Secret); err != nil {
+			return err
+		}
+	}
 	reg, err := a.loadRegistry(c, ref)
 	if err != nil {
 		return err
@@ -183,7 +196,11 @@ func (a *API) getWebhook(c *gin.Context, ref RegistryRef, params []string) error
 	if err != nil {
 		return err
 	}
-	ok(c, http.StatusOK, toWebhookJSON(hook))
+	views, err := a.webhookViews(c, []store.Webhook{hook})
+	if err != nil {
+		return err
+	}
+	ok(c, http.StatusOK, views[0])
 	return nil
 }
 
@@ -192,8 +209,9 @@ type webhooksPage struct {
 	Webhooks []webhookJSON `json:"webhooks"`
 }
 
+// listWebhooks is GET /webhooks?page=&size=&sort_field=&sort_order=&search_term=.
 func (a *API) listWebhooks(c *gin.Context, ref RegistryRef, _ []string) error {
-	page, err := parsePage(c)
+	q, err := parseWebhookQuery(c)
 	if err != nil {
 		return err
 	}
@@ -201,16 +219,16 @@ func (a *API) listWebhooks(c *gin.Context, ref RegistryRef, _ []string) error {
 	if err != nil {
 		return err
 	}
-	hooks, err := a.store.ListWebhooks(c.Request.Context(), reg.ID)
+	hooks, total, err := a.store.QueryWebhooks(c.Request.Context(), reg.ID, q)
 	if err != nil {
 		return err
 	}
 
-	out := webhooksPage{pageJSON: toPageJSON(page, len(hooks)), Webhooks: []webhookJSON{}}
-	for i := page.Offset(); i < len(hooks) && i < page.Offset()+page.Size; i++ {
-		out.Webhooks = append(out.Webhooks, toWebhookJSON(hooks[i]))
+	views, err := a.webhookViews(c, hooks)
+	if err != nil {
+		return err
 	}
-	ok(c, http.StatusOK, out)
+	ok(c, http.StatusOK, webhooksPage{pageJSON: toPageJSON(q.Page, total), Webhooks: views})
 	return nil
 }
 
