@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,6 +27,8 @@ Usage:
   rehook apikey create --scope ACCOUNT[/ORG[/PROJECT]] --role view|edit|admin
   rehook apikey list
   rehook apikey revoke ID
+  rehook rotate-secrets      encrypt every webhook secret with REHOOK_ENCRYPTION_KEY
+  rehook healthcheck [URL]   exit 0 if URL (default http://127.0.0.1:8081/readyz) answers 2xx
   rehook version
 
 Run "rehook COMMAND --help" for a command's flags and environment.
@@ -46,18 +49,13 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer,
 	switch cmd {
 	case "dev", "api", "worker", "migrate":
 		fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		fs.Usage = func() {
-			fmt.Fprintf(stderr, "Usage: rehook %s\n\n", cmd)
-			printSettings(stderr, cmd)
-		}
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
+		if done, err := parseFlags(fs, cmd, rest, stdout, stderr); done {
 			return err
 		}
-		cfg, err := loadConfig(env, cmd == "dev")
+		if fs.NArg() > 0 {
+			return fmt.Errorf("rehook %s takes no arguments, got %q", cmd, fs.Args())
+		}
+		cfg, err := loadConfig(env, cmd)
 		if err != nil {
 			return err
 		}
@@ -72,7 +70,15 @@ func runWith(ctx context.Context, args []string, stdout, stderr io.Writer,
 		return runMigrate(ctx, cfg, stdout)
 	case "apikey":
 		return runAPIKey(ctx, rest, stdout, stderr, env)
+	case "rotate-secrets":
+		return runRotateSecrets(ctx, rest, stdout, stderr, env)
+	case "healthcheck":
+		return runHealthcheck(ctx, rest, stdout, stderr)
 	case "version", "--version":
+		fs := flag.NewFlagSet("version", flag.ContinueOnError)
+		if done, err := parseFlags(fs, "version", rest, stdout, stderr); done {
+			return err
+		}
 		fmt.Fprintln(stdout, "rehook", version)
 		return nil
 	case "help", "-h", "--help":
@@ -101,7 +107,7 @@ func openStore(ctx context.Context, cfg config, migrate bool) (store.Store, erro
 			return nil, fmt.Errorf("REHOOK_DATA_DIR: %w", err)
 		}
 	}
-	s, err := storeopen.Open(ctx, cfg.databaseURL(), migrate)
+	s, err := storeopen.OpenWith(ctx, cfg.databaseURL(), migrate, cfg.postgresOptions())
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.databaseURL()), err)
 	}
@@ -111,28 +117,21 @@ func openStore(ctx context.Context, cfg config, migrate bool) (store.Store, erro
 func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer,
 	env func(string) string) error {
 	sub := ""
-	if len(args) > 0 {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
 	}
 	fs := flag.NewFlagSet("apikey "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	scope := fs.String("scope", "", "ACCOUNT[/ORG[/PROJECT]], or * for every account")
-	role := fs.String("role", "", "view (reads), edit (also retrigger, webhooks, events), "+
-		"admin (also registries)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: rehook apikey create --scope ACCOUNT[/ORG[/PROJECT]] "+
-			"--role view|edit|admin\n       rehook apikey list\n       rehook apikey revoke ID")
-		fs.PrintDefaults()
-		fmt.Fprintln(stderr)
-		printSettings(stderr, "apikey")
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	scope := fs.String("scope", "", "create: ACCOUNT[/ORG[/PROJECT]], or * for every account")
+	role := fs.String("role", "", "create: view (reads), edit (also retrigger, webhooks, "+
+		"events), admin (also registries)")
+	if done, err := parseFlags(fs, "apikey", args, stdout, stderr); done {
 		return err
 	}
-	cfg, err := loadConfig(env, true)
+	if sub == "" {
+		printHelp(stderr, "apikey", fs)
+		return errors.New("apikey needs a command: create, list or revoke")
+	}
+	cfg, err := loadConfig(env, "apikey")
 	if err != nil {
 		return err
 	}
@@ -206,6 +205,6 @@ func runAPIKey(ctx context.Context, args []string, stdout, stderr io.Writer,
 		fmt.Fprintf(stdout, "revoked API key %d\n", id)
 		return nil
 	}
-	fs.Usage()
+	printHelp(stderr, "apikey", fs)
 	return fmt.Errorf("unknown apikey command %q", sub)
 }

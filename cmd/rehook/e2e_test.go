@@ -105,7 +105,11 @@ func (w *lineWaiter) wait(t *testing.T, re *regexp.Regexp, timeout time.Duration
 func start(t *testing.T, env []string, args ...string) *process {
 	t.Helper()
 	cmd := exec.Command(rehookBinary(t), args...)
-	cmd.Env = append(os.Environ(), env...)
+	// A free admin port unless env names one: the defaults would collide
+	// between processes and with a rehook running on this host. Secrets in
+	// the clear unless env sets an encryption key or says otherwise.
+	cmd.Env = append(append(os.Environ(), "REHOOK_ADMIN_ADDR=127.0.0.1:0",
+		"REHOOK_ALLOW_PLAINTEXT_SECRETS=true"), env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

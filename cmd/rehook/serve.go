@@ -16,9 +16,12 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/rehook/rehook/admin"
 	"github.com/rehook/rehook/api"
 	"github.com/rehook/rehook/delivery"
+	"github.com/rehook/rehook/metrics"
 	"github.com/rehook/rehook/store"
+	"github.com/rehook/rehook/store/sealed"
 	"github.com/rehook/rehook/worker"
 )
 
@@ -40,6 +43,10 @@ func newLogger(cfg config) (*zap.Logger, error) {
 	}
 	zc.Level = zap.NewAtomicLevelAt(level)
 	zc.DisableCaller = true
+	// Every request and every delivery attempt is logged once: zap's
+	// production sampling would drop all but the first 100 of a message per
+	// second.
+	zc.Sampling = nil
 	return zc.Build()
 }
 
@@ -49,10 +56,19 @@ type components struct {
 	store    store.Store
 	redis    asynq.RedisConnOpt
 	enqueuer *worker.Enqueuer
+	// metrics are served on the admin listener; inspector reads asynq's
+	// queue metrics for them.
+	metrics   *metrics.Metrics
+	inspector *asynq.Inspector
+	// redisInfo describes the embedded Redis for the dashboard; nil for a
+	// real one.
+	redisInfo func() (addr, info string)
 }
 
+// redisOpt is REHOOK_REDIS_URL as asynq's connection options (see
+// parseRedisURL); every Redis connection of the process is made from it.
 func (cfg config) redisOpt() (asynq.RedisConnOpt, error) {
-	opt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	opt, err := parseRedisURL(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("REHOOK_REDIS_URL: %w", err)
 	}
@@ -88,6 +104,7 @@ func runWorker(ctx context.Context, cfg config) error {
 // runDev runs everything in one process on the embedded default: a SQLite
 // file, an in-process Redis unless REHOOK_REDIS_URL is set, and an admin key.
 func runDev(ctx context.Context, cfg config, stdout io.Writer) error {
+	var redisInfo func() (string, string)
 	if cfg.RedisURL == "" {
 		mr, err := startEmbeddedRedis(ctx)
 		if err != nil {
@@ -95,12 +112,14 @@ func runDev(ctx context.Context, cfg config, stdout io.Writer) error {
 		}
 		defer mr.Close()
 		cfg.RedisURL = "redis://" + mr.Addr()
+		redisInfo = embeddedRedisInfo(mr, time.Now())
 	}
 	c, err := setup(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
 	defer c.close()
+	c.redisInfo = redisInfo
 
 	key := cfg.DevAPIKey
 	if key == "" {
@@ -116,13 +135,16 @@ func runDev(ctx context.Context, cfg config, stdout io.Writer) error {
 		return fmt.Errorf("REHOOK_DEV_API_KEY: %w", err)
 	}
 
-	banner := func(addr string) {
+	banner := func(addr, adminAddr string) {
 		fmt.Fprintf(stdout, "rehook %s (dev) listening on http://%s%s\n", version, addr, api.Prefix)
+		fmt.Fprintf(stdout, "  admin:    http://%s (dashboard %s/, /metrics, /healthz, "+
+			"/readyz)\n", adminAddr, admin.DashboardPath)
 		fmt.Fprintf(stdout, "  database: %s\n", redactURL(cfg.databaseURL()))
 		fmt.Fprintf(stdout, "  redis:    %s\n", redactURL(cfg.RedisURL))
 		if cfg.AllowLoopback {
 			fmt.Fprintln(stdout, "  deliveries to loopback addresses are allowed (dev)")
 		}
+		fmt.Fprintln(stdout, "  "+cfg.secretsNote())
 		fmt.Fprintf(stdout, "  admin API key (all accounts): %s\n", key)
 	}
 	return serve(ctx, cfg, c, true, true, banner)
@@ -154,6 +176,10 @@ func startEmbeddedRedis(ctx context.Context) (*miniredis.Miniredis, error) {
 }
 
 func setup(ctx context.Context, cfg config, dev bool) (*components, error) {
+	keys, err := cfg.secretKeyring()
+	if err != nil {
+		return nil, err
+	}
 	log, err := newLogger(cfg)
 	if err != nil {
 		return nil, err
@@ -166,15 +192,25 @@ func setup(ctx context.Context, cfg config, dev bool) (*components, error) {
 	if err != nil {
 		return nil, err
 	}
+	logDatabaseSettings(ctx, s, log)
+	s = sealed.Wrap(s, keys)
+
+	m := metrics.New()
+	m.WatchPending(s, 2*time.Second)
+	inspector := asynq.NewInspector(redis)
+	m.WatchQueues(inspector)
 	return &components{
-		log:      log,
-		store:    s,
-		redis:    redis,
-		enqueuer: worker.NewEnqueuer(redis, cfg.MaxAttempts, cfg.taskTimeoutSeconds()),
+		log:       log,
+		store:     s,
+		redis:     redis,
+		enqueuer:  worker.NewEnqueuer(redis, cfg.MaxAttempts, cfg.taskTimeoutSeconds()),
+		metrics:   m,
+		inspector: inspector,
 	}, nil
 }
 
 func (c *components) close() {
+	_ = c.inspector.Close()
 	_ = c.enqueuer.Close()
 	_ = c.store.Close()
 	_ = c.log.Sync()
@@ -184,13 +220,20 @@ func (c *components) close() {
 // API stops accepting and drains its requests, the worker finishes in-flight
 // deliveries within the shutdown timeout and hands the rest back to the queue.
 func serve(ctx context.Context, cfg config, c *components, runAPI, runWorker bool,
-	banner func(addr string)) error {
-	errc := make(chan error, 2)
+	banner func(apiAddr, adminAddr string)) error {
+	errc := make(chan error, 3)
 
-	var srv *asynq.Server
+	adm, err := startAdmin(cfg, c, errc)
+	if err != nil {
+		return err
+	}
+	defer adm.stop()
+
+	var srv *worker.Pool
 	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSweep()
 	if runWorker {
+		proxy, _ := cfg.proxyURL() // checked by loadConfig
 		client := delivery.NewClient(delivery.Config{
 			Timeout:         cfg.DeliveryTimeout,
 			MaxResponseBody: cfg.ResponseBodyLimit,
@@ -198,23 +241,29 @@ func serve(ctx context.Context, cfg config, c *components, runAPI, runWorker boo
 			AllowLoopback:   cfg.AllowLoopback,
 			AllowPrivate:    cfg.AllowPrivate,
 			AllowLinkLocal:  cfg.AllowLinkLocal,
+			Proxy:           proxy,
 		})
 		h := worker.NewHandler(c.store, client, cfg.DeliveryTimeout, c.log, worker.HandlerConfig{
 			MaxAttempts: cfg.MaxAttempts,
 			RetryBase:   cfg.RetryBase,
 			RetryMax:    cfg.RetryMax,
 			UserAgent:   "rehook/" + version,
+			Metrics:     c.metrics,
+			Lease:       cfg.DeliveryTimeout + cfg.LeaseMargin,
 		})
-		srv = worker.NewServer(c.redis, worker.ServerConfig{
+		srv = worker.NewPool(c.redis, worker.ServerConfig{
 			Concurrency:     cfg.WorkerConcurrency,
 			ShutdownTimeout: cfg.ShutdownTimeout,
-		}, c.log)
-		if err := srv.Start(worker.Mux(h)); err != nil {
+		}, h, c.log)
+		retention := cfg.retention(c)
+		srv.Handle(worker.TypeRetention, retention)
+		if err := srv.Start(); err != nil {
 			return fmt.Errorf("start worker: %w", err)
 		}
 		sw := &worker.Sweeper{Store: c.store, Enqueuer: c.enqueuer, Log: c.log,
-			Interval: cfg.SweepInterval}
+			Interval: cfg.SweepInterval, Grace: cfg.SweepGrace, Metrics: c.metrics}
 		go sw.Run(sweepCtx)
+		go retention.Schedule(sweepCtx)
 		c.log.Info("worker started", zap.Int("concurrency", cfg.WorkerConcurrency),
 			zap.Bool("allow_loopback", cfg.AllowLoopback))
 	}
@@ -230,7 +279,9 @@ func serve(ctx context.Context, cfg config, c *components, runAPI, runWorker boo
 			return fmt.Errorf("REHOOK_HTTP_ADDR: %w", err)
 		}
 		httpSrv = &http.Server{
-			Handler:           api.New(c.store, c.enqueuer, c.log, api.Config{}),
+			Handler: api.New(c.store, worker.NewFailFast(c.enqueuer, enqueueCooldown), c.log,
+				api.Config{Metrics: c.metrics, RateLimit: cfg.RateLimit,
+					RateBurst: cfg.RateBurst, MaxPendingPerWebhook: cfg.MaxPendingPerWebhook}),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			IdleTimeout:       2 * time.Minute,
@@ -238,11 +289,10 @@ func serve(ctx context.Context, cfg config, c *components, runAPI, runWorker boo
 		go func() { errc <- httpSrv.Serve(ln) }()
 		c.log.Info("api listening", zap.String("addr", ln.Addr().String()))
 		if banner != nil {
-			banner(ln.Addr().String())
+			banner(ln.Addr().String(), adm.addr)
 		}
 	}
 
-	var err error
 	select {
 	case <-ctx.Done():
 		c.log.Info("shutting down")
