@@ -333,19 +333,7 @@ func TestSeparateProcesses(t *testing.T) {
 		"REHOOK_LOG_FORMAT=json",
 	}
 
-	migrate := exec.Command(rehookBinary(t), "migrate")
-	migrate.Env = append(os.Environ(), env...)
-	if out, err := migrate.CombinedOutput(); err != nil {
-		t.Fatalf("rehook migrate: %v\n%s", err, out)
-	}
-	create := exec.Command(rehookBinary(t), "apikey", "create", "--scope", "acct", "--role", "admin")
-	create.Env = append(os.Environ(), env...)
-	out, err := create.Output()
-	if err != nil {
-		t.Fatalf("rehook apikey create: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	key := lines[len(lines)-1]
+	key := prepareDatabase(t, env)
 
 	rcv := newReceiver(t)
 	start(t, env, "worker")

@@ -176,19 +176,7 @@ func TestMetricsAndHealthAfterRun(t *testing.T) {
 		"REHOOK_LOG_FORMAT=json",
 		"REHOOK_SWEEP_INTERVAL=1h",
 	}
-	migrate := exec.Command(rehookBinary(t), "migrate")
-	migrate.Env = append(os.Environ(), env...)
-	if out, err := migrate.CombinedOutput(); err != nil {
-		t.Fatalf("rehook migrate: %v\n%s", err, out)
-	}
-	create := exec.Command(rehookBinary(t), "apikey", "create", "--scope", "acct", "--role", "admin")
-	create.Env = append(os.Environ(), env...)
-	out, err := create.Output()
-	if err != nil {
-		t.Fatalf("rehook apikey create: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	key := lines[len(lines)-1]
+	key := prepareDatabase(t, env)
 
 	ok := newReceiver(t)
 	gone := httptest.NewServer(http.NotFoundHandler())
