@@ -89,7 +89,7 @@ func New(s store.Store, q Enqueuer, log *zap.Logger, cfg Config) *API {
 	})
 
 	r.GET(Prefix+"/openapi.yaml", a.serveOpenAPI)
-	v1 := r.Group(Prefix, a.authenticate, a.limitRate)
+	v1 := r.Group(Prefix, a.resolveRoute, a.authenticate, a.limitRate)
 	v1.POST("/registry", a.createRegistry)
 	v1.Any("/registry/*rest", a.dispatch)
 	a.handler = r
@@ -166,10 +166,10 @@ func (a *API) limitBody(c *gin.Context) {
 // slashes, so it is parsed from the escaped path by hand before the rest of
 // the path is matched.
 func (a *API) dispatch(c *gin.Context) {
-	escaped := strings.TrimPrefix(c.Request.URL.EscapedPath(), Prefix+"/registry/")
-	ref, rest, err := splitRegistryPath(escaped)
-	if err != nil {
-		abort(c, err)
+	res, _ := c.Get(resolvedKey)
+	r, _ := res.(resolved)
+	if r.err != nil {
+		abort(c, r.err)
 		return
 	}
 
@@ -178,23 +178,65 @@ func (a *API) dispatch(c *gin.Context) {
 	defer cancel()
 	c.Request = c.Request.WithContext(ctx)
 
-	rt, params, found := match(c.Request.Method, rest)
-	if rt == nil {
-		if found {
-			abort(c, newError(http.StatusMethodNotAllowed, "method not allowed"))
-			return
+	if err := authorize(c, r.ref.Scope, r.rt.role); err != nil {
+		abort(c, err)
+		return
+	}
+	if err := r.rt.handle(a, c, r.ref, r.params); err != nil {
+		abort(c, err)
+	}
+}
+
+// resolved is what resolveRoute found for a request under /registry/.
+type resolved struct {
+	ref    RegistryRef
+	rt     *route
+	params []string
+	// err is the answer to a malformed ref or a path with no route; it is
+	// given after authentication, like every other answer.
+	err error
+}
+
+const resolvedKey = "resolved_route"
+
+// resolveRoute names the route of a request before anything can refuse it,
+// so that logs and metrics of a 401 or 429 say which route was refused;
+// under /registry/ it also parses the ref and matches the rest of the path
+// for dispatch.
+func (a *API) resolveRoute(c *gin.Context) {
+	path := c.Request.URL.EscapedPath()
+	if path == Prefix+"/registry" && c.Request.Method == http.MethodPost {
+		c.Set("route", "create_registry")
+		c.Next()
+		return
+	}
+	escaped, under := strings.CutPrefix(path, Prefix+"/registry/")
+	if !under {
+		c.Next()
+		return
+	}
+
+	var r resolved
+	var rest []string
+	r.ref, rest, r.err = splitRegistryPath(escaped)
+	if r.err == nil {
+		var found bool
+		r.rt, r.params, found = match(c.Request.Method, rest)
+		switch {
+		case r.rt != nil:
+		case found:
+			r.err = newError(http.StatusMethodNotAllowed, "method not allowed")
+		default:
+			r.err = newError(http.StatusNotFound, "no such route")
 		}
-		abort(c, newError(http.StatusNotFound, "no such route"))
-		return
 	}
-	c.Set("route", rt.name)
-	if err := authorize(c, ref.Scope, rt.role); err != nil {
-		abort(c, err)
-		return
+	if r.rt != nil {
+		c.Set("route", r.rt.name)
+	} else {
+		c.Set("route", routeUnmatched)
 	}
-	if err := rt.handle(a, c, ref, params); err != nil {
-		abort(c, err)
-	}
+	c.Set(resolvedKey, r)
+	c.Next()
 }
 
 type route struct {

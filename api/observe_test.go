@@ -59,7 +59,9 @@ func TestRequestLogsAndMetrics(t *testing.T) {
 		{"retrigger with a bad id", "edit", "GET",
 			ref + "/webhooks/hook1/executions/x/retrigger", "bad id!", 400, "retrigger"},
 		{"get execution", "view", "GET", execPath, "", 200, "get_execution"},
-		{"no key", "", "GET", execPath, "", 401, "/har/api/v1/registry/*rest"},
+		{"no key", "", "GET", execPath, "", 401, "get_execution"},
+		{"malformed ref", "view", "GET", "/har/api/v1/registry/acct/reg1/webhooks", "", 400,
+			routeUnmatched},
 		{"no such route", "view", "GET", "/nowhere", "", 404, routeUnmatched},
 	}
 	idPattern := regexp.MustCompile(`^[0-9a-f]{16}$`)

@@ -20,7 +20,6 @@ var packageTypePattern = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,31}$`)
 
 // createRegistry is POST /registry?space_ref=ACCOUNT[/ORG[/PROJECT]].
 func (a *API) createRegistry(c *gin.Context) {
-	c.Set("route", "create_registry")
 	scope, err := parseScope(c.Query("space_ref"))
 	if err != nil {
 		abort(c, invalid("space_ref", "must be account[/org[/project]]", c.Query("space_ref")))
