@@ -51,6 +51,8 @@ type process struct {
 	cmd    *exec.Cmd
 	stdout *lineWaiter
 	stderr *lineWaiter
+
+	stopOnce sync.Once
 }
 
 // lineWaiter collects a process's output lines and lets a test wait for one.
@@ -124,21 +126,27 @@ func start(t *testing.T, env []string, args ...string) *process {
 	}
 	go p.stdout.consume(out)
 	go p.stderr.consume(errOut)
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+// stop interrupts the process and waits for it to exit, killing it after
+// 20s; it is safe to call more than once.
+func (p *process) stop(t *testing.T) {
+	p.stopOnce.Do(func() {
+		_ = p.cmd.Process.Signal(os.Interrupt)
 		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+		go func() { done <- p.cmd.Wait() }()
 		select {
 		case <-done:
 		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
+			_ = p.cmd.Process.Kill()
 			<-done
 		}
 		if t.Failed() {
-			t.Logf("%s stderr:\n%s", args[0], p.stderr.String())
+			t.Logf("%s stderr:\n%s", p.cmd.Args[1], p.stderr.String())
 		}
 	})
-	return p
 }
 
 // receiver is a webhook endpoint that records what it is sent.
@@ -357,4 +365,33 @@ func TestMain(m *testing.M) {
 		_ = os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
+}
+
+// TestDevKeepsItsKey: rehook dev makes one admin key per data directory and
+// prints the same key on every start.
+func TestDevKeepsItsKey(t *testing.T) {
+	dir := t.TempDir()
+	keyLine := regexp.MustCompile(`admin API key \(all accounts\): (\S+)`)
+	env := []string{"REHOOK_HTTP_ADDR=127.0.0.1:0", "REHOOK_DATA_DIR=" + dir,
+		"REHOOK_DEV_API_KEY=", "REHOOK_DATABASE_URL=", "REHOOK_REDIS_URL="}
+
+	var keys []string
+	for i := 0; i < 2; i++ {
+		p := start(t, env, "dev")
+		keys = append(keys, p.stdout.wait(t, keyLine, 60*time.Second))
+		p.stop(t)
+	}
+	if keys[0] != keys[1] {
+		t.Fatalf("second start printed key %q, want the first start's %q", keys[1], keys[0])
+	}
+
+	list := exec.Command(rehookBinary(t), "apikey", "list")
+	list.Env = append(os.Environ(), env...)
+	out, err := list.Output()
+	if err != nil {
+		t.Fatalf("rehook apikey list: %v", err)
+	}
+	if n := strings.Count(string(out), "admin"); n != 1 {
+		t.Errorf("apikey list shows %d admin keys, want 1:\n%s", n, out)
+	}
 }

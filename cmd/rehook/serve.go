@@ -8,6 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -121,18 +124,9 @@ func runDev(ctx context.Context, cfg config, stdout io.Writer) error {
 	defer c.close()
 	c.redisInfo = redisInfo
 
-	key := cfg.DevAPIKey
-	if key == "" {
-		plain, k, err := api.NewAPIKey(store.Scope{}, store.RoleAdmin)
-		if err != nil {
-			return err
-		}
-		if err := c.store.CreateAPIKey(ctx, &k); err != nil {
-			return fmt.Errorf("store dev API key: %w", err)
-		}
-		key = plain
-	} else if err := api.EnsureAPIKey(ctx, c.store, key, store.Scope{}, store.RoleAdmin); err != nil {
-		return fmt.Errorf("REHOOK_DEV_API_KEY: %w", err)
+	key, err := devAPIKey(ctx, cfg, c.store)
+	if err != nil {
+		return err
 	}
 
 	banner := func(addr, adminAddr string) {
@@ -148,6 +142,50 @@ func runDev(ctx context.Context, cfg config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "  admin API key (all accounts): %s\n", key)
 	}
 	return serve(ctx, cfg, c, true, true, banner)
+}
+
+// devKeyFile holds the dev admin key under REHOOK_DATA_DIR, so that every
+// start of rehook dev on the same data uses the same key.
+const devKeyFile = "dev-api-key"
+
+// devAPIKey is the admin key of rehook dev: REHOOK_DEV_API_KEY when set,
+// else the key kept in the data directory, else a new one, kept there.
+func devAPIKey(ctx context.Context, cfg config, s store.Store) (string, error) {
+	if cfg.DevAPIKey != "" {
+		err := api.EnsureAPIKey(ctx, s, cfg.DevAPIKey, store.Scope{}, store.RoleAdmin)
+		if err != nil {
+			return "", fmt.Errorf("REHOOK_DEV_API_KEY: %w", err)
+		}
+		return cfg.DevAPIKey, nil
+	}
+
+	path := filepath.Join(cfg.DataDir, devKeyFile)
+	if b, err := os.ReadFile(path); err == nil {
+		kept := strings.TrimSpace(string(b))
+		err := api.EnsureAPIKey(ctx, s, kept, store.Scope{}, store.RoleAdmin)
+		if err == nil {
+			return kept, nil
+		}
+		if errors.Is(err, store.ErrUnavailable) {
+			return "", fmt.Errorf("check the dev API key: %w", err)
+		}
+		// Revoked: make a new one.
+	}
+
+	plain, k, err := api.NewAPIKey(store.Scope{}, store.RoleAdmin)
+	if err != nil {
+		return "", err
+	}
+	if err := s.CreateAPIKey(ctx, &k); err != nil {
+		return "", fmt.Errorf("store dev API key: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", fmt.Errorf("REHOOK_DATA_DIR: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(plain+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("keep the dev API key: %w", err)
+	}
+	return plain, nil
 }
 
 // startEmbeddedRedis starts miniredis on a loopback port. miniredis only
