@@ -89,7 +89,7 @@ func New(s store.Store, q Enqueuer, log *zap.Logger, cfg Config) *API {
 	})
 
 	r.GET(Prefix+"/openapi.yaml", a.serveOpenAPI)
-	v1 := r.Group(Prefix, a.resolveRoute, a.authenticate, a.limitRate)
+	v1 := r.Group(Prefix, a.resolveRoute, a.authenticate, a.limitRate, checkText)
 	v1.POST("/registry", a.createRegistry)
 	v1.Any("/registry/*rest", a.dispatch)
 	a.handler = r

@@ -72,6 +72,9 @@ func abort(c *gin.Context, err error) {
 		ae = newError(http.StatusNotFound, "not found")
 	case errors.Is(err, store.ErrConflict):
 		ae = newError(http.StatusConflict, "already exists")
+	case errors.Is(err, store.ErrInvalidText):
+		ae = newError(http.StatusBadRequest,
+			"text must be valid UTF-8 without NUL bytes")
 	default:
 		ae = newError(http.StatusInternalServerError, "internal error")
 	}

@@ -71,10 +71,14 @@ func (r artifactEventRequest) validate() error {
 		"artifact.name": r.Artifact.Name, "artifact.version": r.Artifact.Version,
 		"artifact.tag": r.Artifact.Tag, "artifact.digest": r.Artifact.Digest,
 		"artifact.url": r.Artifact.URL, "artifact.packageType": r.Artifact.PackageType,
+		"artifact.mediaType": r.Artifact.MediaType,
 	} {
 		if len(v) > maxArtifactFieldLen {
 			return invalid(field, "at most 1024 bytes", v)
 		}
+	}
+	if r.Principal != nil && len(r.Principal.ID) > 64 {
+		return invalid("principal.id", "at most 64 digits", string(r.Principal.ID))
 	}
 	return nil
 }
@@ -98,7 +102,11 @@ func (a *API) artifactEvent(c *gin.Context, ref RegistryRef, _ []string) error {
 		return err
 	}
 
-	execs, err := a.fire(c, reg, req.Trigger, req.Artifact, req.Principal, nil)
+	hooks, err := a.store.ListWebhooks(c.Request.Context(), reg.ID)
+	if err != nil {
+		return err
+	}
+	execs, err := a.fire(c, reg, hooks, req.Trigger, req.Artifact, req.Principal, nil)
 	if err != nil {
 		return err
 	}
@@ -110,15 +118,12 @@ func (a *API) artifactEvent(c *gin.Context, ref RegistryRef, _ []string) error {
 	return nil
 }
 
-// fire stores one pending execution per enabled webhook of reg subscribed to
-// trigger, and queues them. With eventKeys, an event seen before fires
+// fire stores one pending execution per enabled webhook of hooks (those of
+// reg) subscribed to trigger, and queues them. With eventKeys, an event seen before fires
 // nothing and returns store.ErrDuplicateEvent.
-func (a *API) fire(c *gin.Context, reg store.Registry, trigger store.Trigger,
-	artifact artifactJSON, principal *principalJSON, eventKeys []string) ([]store.Execution, error) {
-	hooks, err := a.store.ListWebhooks(c.Request.Context(), reg.ID)
-	if err != nil {
-		return nil, err
-	}
+func (a *API) fire(c *gin.Context, reg store.Registry, hooks []store.Webhook,
+	trigger store.Trigger, artifact artifactJSON, principal *principalJSON,
+	eventKeys []string) ([]store.Execution, error) {
 	if artifact.PackageType == "" {
 		artifact.PackageType = reg.PackageType
 	}
@@ -234,19 +239,25 @@ func (a *API) distributionEvent(c *gin.Context, ref RegistryRef, _ []string) err
 	}
 	var env distributionEnvelope
 	dec := json.NewDecoder(c.Request.Body)
-	if err := dec.Decode(&env); err != nil {
+	err = dec.Decode(&env)
+	if err == nil && dec.More() {
+		err = errors.New("trailing data")
+	}
+	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			return bodyTooLarge(a.cfg.BodyLimit)
 		}
 		return invalid("body", "not a notification envelope", "")
 	}
-	for i, ev := range env.Events {
-		if ev.ID == "" || len(ev.ID) > 256 {
-			return invalid("events["+strconv.Itoa(i)+"].id", "required, at most 256 bytes", ev.ID)
-		}
+	if err := env.validate(); err != nil {
+		return err
 	}
 	reg, err := a.loadRegistry(c, ref)
+	if err != nil {
+		return err
+	}
+	hooks, err := a.store.ListWebhooks(c.Request.Context(), reg.ID)
 	if err != nil {
 		return err
 	}
@@ -278,7 +289,7 @@ func (a *API) distributionEvent(c *gin.Context, ref RegistryRef, _ []string) err
 			principal = &principalJSON{UserName: ev.Actor.Name, Type: "USER"}
 		}
 
-		execs, err := a.fire(c, reg, trigger, artifact, principal, keys)
+		execs, err := a.fire(c, reg, hooks, trigger, artifact, principal, keys)
 		if errors.Is(err, store.ErrDuplicateEvent) {
 			out.Duplicates++
 			continue
@@ -298,6 +309,39 @@ func (a *API) distributionEvent(c *gin.Context, ref RegistryRef, _ []string) err
 		}
 	}
 	ok(c, http.StatusAccepted, out)
+	return nil
+}
+
+// maxEnvelopeEvents is the most events one notification envelope may carry;
+// a registry sends a handful at a time.
+const maxEnvelopeEvents = 500
+
+// validate checks every event before any is acted on, so that an envelope
+// is refused whole rather than half done.
+func (env distributionEnvelope) validate() error {
+	if len(env.Events) > maxEnvelopeEvents {
+		return invalid("events", "at most "+strconv.Itoa(maxEnvelopeEvents)+
+			" events per envelope", strconv.Itoa(len(env.Events)))
+	}
+	if field, bad := findBadText(env); field != "" {
+		return badText(field, bad)
+	}
+	for i, ev := range env.Events {
+		field := "events[" + strconv.Itoa(i) + "]"
+		if ev.ID == "" || len(ev.ID) > 256 {
+			return invalid(field+".id", "required, at most 256 bytes", ev.ID)
+		}
+		for name, v := range map[string]string{
+			"repository": ev.Target.Repository, "tag": ev.Target.Tag,
+			"digest": ev.Target.Digest, "url": ev.Target.URL,
+			"mediaType": ev.Target.MediaType, "request.id": ev.Request.ID,
+			"actor.name": ev.Actor.Name,
+		} {
+			if len(v) > maxArtifactFieldLen {
+				return invalid(field+"."+name, "at most 1024 bytes", v)
+			}
+		}
+	}
 	return nil
 }
 

@@ -29,6 +29,9 @@ func decodeJSON(c *gin.Context, limit int64, v any) error {
 		err = errors.New("trailing data after the JSON object")
 	}
 	if err == nil {
+		if field, bad := findBadText(v); field != "" {
+			return badText(field, bad)
+		}
 		return nil
 	}
 

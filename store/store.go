@@ -23,6 +23,9 @@ var (
 	ErrNotClaimable = errors.New("execution not claimable")
 	// ErrUnavailable: the database could not be reached; the caller may retry.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrInvalidText: a text value holds bytes the database cannot store
+	// (a NUL byte, or invalid UTF-8 where the database checks encoding).
+	ErrInvalidText = errors.New("text the database cannot store")
 )
 
 // Trigger is the artifact event a webhook subscribes to.

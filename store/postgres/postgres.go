@@ -186,6 +186,8 @@ func (s *Store) withTx(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.T
 // SQLSTATE codes the store maps.
 const (
 	codeUniqueViolation     = "23505"
+	codeBadEncoding         = "22021"
+	codeUntranslatable      = "22P05"
 	codeForeignKeyViolation = "23503"
 	codeTooManyConnections  = "53300"
 	codeAdminShutdown       = "57P01"
@@ -211,6 +213,9 @@ func mapError(err error) error {
 		return fmt.Errorf("%w: %w", store.ErrConflict, err)
 	case errors.As(err, &pgErr) && pgErr.Code == codeForeignKeyViolation:
 		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+	case errors.As(err, &pgErr) &&
+		(pgErr.Code == codeBadEncoding || pgErr.Code == codeUntranslatable):
+		return fmt.Errorf("%w: %w", store.ErrInvalidText, err)
 	case isUnavailable(err):
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
