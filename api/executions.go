@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -14,11 +15,18 @@ import (
 	"github.com/rehook/rehook/worker"
 )
 
-// parseExecutionID reads webhook_execution_id: a positive 64-bit integer.
+// executionIDPattern is the one way to write an execution id: decimal
+// digits with no sign and no leading zero, so that one execution has one
+// path.
+var executionIDPattern = regexp.MustCompile(`^[1-9][0-9]{0,18}$`)
+
+// parseExecutionID reads webhook_execution_id, as unescaped from the path:
+// a positive 64-bit integer written as executionIDPattern says.
 func parseExecutionID(s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || id <= 0 {
-		return 0, invalid("webhook_execution_id", "must be a positive 64-bit integer", s)
+	if !executionIDPattern.MatchString(s) || err != nil {
+		return 0, invalid("webhook_execution_id",
+			"must be a positive 64-bit integer in decimal, without sign or leading zeros", s)
 	}
 	return id, nil
 }
