@@ -82,6 +82,10 @@ func New(s store.Store, q Enqueuer, log *zap.Logger, cfg Config) *API {
 
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
+	// A path one slash off is an error in the JSON shape, not a redirect in
+	// HTML: clients of an API follow its paths, they do not guess them.
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
 	r.Use(a.requestID, a.accessLog, a.countRequest, a.recover, a.limitBody)
 	r.NoRoute(func(c *gin.Context) { abort(c, newError(http.StatusNotFound, "no such route")) })
 	r.NoMethod(func(c *gin.Context) {
@@ -220,12 +224,13 @@ func (a *API) resolveRoute(c *gin.Context) {
 	var rest []string
 	r.ref, rest, r.err = splitRegistryPath(escaped)
 	if r.err == nil {
-		var found bool
-		r.rt, r.params, found = match(c.Request.Method, rest)
+		var allow []string
+		r.rt, r.params, allow = match(c.Request.Method, rest)
 		switch {
 		case r.rt != nil:
-		case found:
-			r.err = newError(http.StatusMethodNotAllowed, "method not allowed")
+		case len(allow) > 0:
+			r.err = &apiError{status: http.StatusMethodNotAllowed, message: "method not allowed",
+				allow: allow}
 		default:
 			r.err = newError(http.StatusNotFound, "no such route")
 		}
@@ -269,22 +274,31 @@ var routes = []route{
 		store.RoleEdit, (*API).distributionEvent},
 }
 
-// match finds the route of method and path segments. found reports whether
-// the path exists under another method.
-func match(method string, segs []string) (*route, []string, bool) {
-	found := false
+// match finds the route of method and path segments. When there is none but
+// the path exists under other methods, allow lists them, for a 405.
+func match(method string, segs []string) (rt *route, params []string, allow []string) {
 	for i := range routes {
-		rt := &routes[i]
-		params, ok := matchPattern(rt.pattern, segs)
+		r := &routes[i]
+		p, ok := matchPattern(r.pattern, segs)
 		if !ok {
 			continue
 		}
-		if rt.method == method || (method == http.MethodHead && rt.method == http.MethodGet) {
-			return rt, params, true
+		if r.method == method || (method == http.MethodHead && r.answersHead()) {
+			return r, p, nil
 		}
-		found = true
+		allow = append(allow, r.method)
+		if r.answersHead() {
+			allow = append(allow, http.MethodHead)
+		}
 	}
-	return nil, nil, found
+	return nil, nil, allow
+}
+
+// answersHead reports whether HEAD reaches the route as GET does: only reads
+// do, for a HEAD must change nothing, and the retrigger is a GET that
+// creates an execution.
+func (rt *route) answersHead() bool {
+	return rt.method == http.MethodGet && rt.role == store.RoleView
 }
 
 func matchPattern(pattern, segs []string) ([]string, bool) {

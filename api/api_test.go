@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -217,6 +218,14 @@ func TestRetriggerStatusCodes(t *testing.T) {
 		{"ok percent-encoded ref without +", "edit", fmt.Sprintf(
 			"/har/api/v1/registry/acct%%2Forg%%2Fproj%%2Freg1/webhooks/hook1/executions/%d/retrigger",
 			exec.ID), 200},
+		{"ok percent-encoded canonical id", "edit", fmt.Sprintf(
+			"%s/webhooks/hook1/executions/%s/retrigger", ref, encodeDigits(exec.ID)), 200},
+		{"ref half encoded", "edit", fmt.Sprintf(
+			"/har/api/v1/registry/acct%%2Forg/proj/reg1/+/webhooks/hook1/executions/%d/retrigger",
+			exec.ID), 400},
+		{"ref ended twice", "edit", fmt.Sprintf(
+			"/har/api/v1/registry/acct/org/proj/reg1/+/+/webhooks/hook1/executions/%d/retrigger",
+			exec.ID), 400},
 		{"ref without /+", "edit", fmt.Sprintf(
 			"/har/api/v1/registry/acct/org/proj/reg1/webhooks/hook1/executions/%d/retrigger", exec.ID), 400},
 		{"ref too deep", "edit", "/har/api/v1/registry/a/b/c/d/reg1/+/webhooks/hook1/executions/1/retrigger", 400},
@@ -225,6 +234,14 @@ func TestRetriggerStatusCodes(t *testing.T) {
 		{"id zero", "edit", ref + "/webhooks/hook1/executions/0/retrigger", 400},
 		{"id negative", "edit", ref + "/webhooks/hook1/executions/-5/retrigger", 400},
 		{"id overflow", "edit", ref + "/webhooks/hook1/executions/9223372036854775808/retrigger", 400},
+		{"id with plus sign", "edit", fmt.Sprintf("%s/webhooks/hook1/executions/+%d/retrigger",
+			ref, exec.ID), 400},
+		{"id with leading zero", "edit", fmt.Sprintf("%s/webhooks/hook1/executions/0%d/retrigger",
+			ref, exec.ID), 400},
+		{"id with encoded plus sign", "edit", fmt.Sprintf(
+			"%s/webhooks/hook1/executions/%%2B%d/retrigger", ref, exec.ID), 400},
+		{"id with encoded leading zero", "edit", fmt.Sprintf(
+			"%s/webhooks/hook1/executions/%%30%d/retrigger", ref, exec.ID), 400},
 		{"no key", "", retrigger, 401},
 		{"view role", "view", retrigger, 403},
 		{"other account", "other-acct", retrigger, 403},
@@ -249,6 +266,50 @@ func TestRetriggerStatusCodes(t *testing.T) {
 			}
 		})
 	}
+
+	// Each 400 above names what is wrong.
+	for _, tc := range []struct{ path, field string }{
+		{fmt.Sprintf("%s/webhooks/hook1/executions/+%d/retrigger", ref, exec.ID),
+			"webhook_execution_id"},
+		{fmt.Sprintf("%s/webhooks/hook1/executions/0%d", ref, exec.ID), "webhook_execution_id"},
+		{fmt.Sprintf("%s/webhooks/hook1/executions/%%2B%d", ref, exec.ID),
+			"webhook_execution_id"},
+		{"/har/api/v1/registry/acct%2Forg/proj/reg1/+/webhooks", "registry_ref"},
+		{"/har/api/v1/registry/acct/org/proj/reg1/+/+", "registry_ref"},
+		{"/har/api/v1/registry/acct%2Forg%2Fproj%2Freg1%2F%2B/+/webhooks", "registry_ref"},
+	} {
+		r := st.call("edit", "GET", tc.path, "")
+		if r.status != 400 || detailsField(r) != tc.field {
+			t.Errorf("GET %s: got %d %s, want 400 naming %s", tc.path, r.status, r.raw, tc.field)
+		}
+	}
+
+	t.Run("HEAD reaches reads only", func(t *testing.T) {
+		ctx := context.Background()
+		_, before, err := st.store.ListExecutions(ctx, hook.ID, store.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued := len(st.queue.queued)
+
+		r := st.call("edit", "HEAD", retrigger, "")
+		if r.status != 405 || r.header.Get("Allow") != "GET" {
+			t.Errorf("HEAD retrigger: got %d Allow %q, want 405 Allow GET", r.status,
+				r.header.Get("Allow"))
+		}
+		_, after, err := st.store.ListExecutions(ctx, hook.ID, store.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after != before || len(st.queue.queued) != queued {
+			t.Errorf("HEAD retrigger: executions %d -> %d, queued %d -> %d; want nothing new",
+				before, after, queued, len(st.queue.queued))
+		}
+
+		if r := st.call("view", "HEAD", execPath, ""); r.status != 200 {
+			t.Errorf("HEAD execution: got %d, want 200", r.status)
+		}
+	})
 
 	t.Run("unknown key", func(t *testing.T) {
 		req, _ := http.NewRequest("GET", st.srv.URL+retrigger, nil)
@@ -298,6 +359,15 @@ func checkErrorShape(t *testing.T, r response) {
 			t.Errorf("error message leaks %q: %s", leak, msg)
 		}
 	}
+}
+
+// encodeDigits is id with each digit percent-encoded: "8" is "%38".
+func encodeDigits(id int64) string {
+	var b strings.Builder
+	for _, d := range strconv.FormatInt(id, 10) {
+		fmt.Fprintf(&b, "%%%02X", d)
+	}
+	return b.String()
 }
 
 func TestRetriggerCreatesPendingExecution(t *testing.T) {
@@ -546,6 +616,11 @@ func TestRegistryAndWebhookValidation(t *testing.T) {
 		{"webhook list", "view", "GET", ref + "/webhooks?page=0&size=5", "", 200},
 		{"webhook list bad size", "view", "GET", ref + "/webhooks?size=0", "", 400},
 		{"webhooks wrong method", "edit", "PATCH", ref + "/webhooks", "", 405},
+		{"webhook url highest port", "edit", "POST", ref + "/webhooks", `{"identifier":"h3","name":"h","url":"http://[::1]:65535/x","enabled":true,"insecure":false}`, 201},
+		{"registry create", "admin", "POST", "/har/api/v1/registry?space_ref=acct/org/proj", `{"identifier":"reg3"}`, 201},
+		{"registry list is no route", "view", "GET", "/har/api/v1/registry", "", 405},
+		{"registry create with slash", "admin", "POST", "/har/api/v1/registry/?space_ref=acct/org/proj", `{"identifier":"reg4"}`, 400},
+		{"registry path with slash", "view", "GET", ref + "/", "", 200},
 		{"no such route", "edit", "GET", ref + "/nothing", "", 404},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -564,5 +639,48 @@ func TestRegistryAndWebhookValidation(t *testing.T) {
 		"extraHeaders":[{"key":"Authorization","value":"Bearer top-secret","masked":true}]}`, 201)
 	if strings.Contains(fmt.Sprint(masked), "top-secret") {
 		t.Errorf("masked header value returned: %v", masked)
+	}
+}
+
+// TestMethodsAndSlashes: a method a path does not take is a 405 in the error
+// shape with Allow, and a path one slash off is an error in the error shape,
+// never a redirect.
+func TestMethodsAndSlashes(t *testing.T) {
+	st := newSetup(t)
+	_, exec := st.finished()
+	retrigger := fmt.Sprintf("%s/webhooks/hook1/executions/%d/retrigger", ref, exec.ID)
+
+	for _, tc := range []struct {
+		name, key, method, path string
+		want                    int
+		allow                   string
+	}{
+		{"registry takes GET, HEAD, DELETE", "admin", "PUT", ref, 405, "GET, HEAD, DELETE"},
+		{"webhooks take POST, GET, HEAD", "edit", "PATCH", ref + "/webhooks", 405,
+			"POST, GET, HEAD"},
+		{"webhook takes GET, HEAD, PUT, DELETE", "edit", "POST", ref + "/webhooks/hook1", 405,
+			"GET, HEAD, PUT, DELETE"},
+		{"retrigger takes GET only", "edit", "POST", retrigger, 405, "GET"},
+		{"retrigger HEAD", "edit", "HEAD", retrigger, 405, "GET"},
+		{"registry collection takes POST", "view", "GET", "/har/api/v1/registry", 405, "POST"},
+		{"registry collection DELETE", "admin", "DELETE", "/har/api/v1/registry", 405, "POST"},
+		{"openapi document takes GET", "", "POST", "/har/api/v1/openapi.yaml", 405, "GET"},
+		{"openapi document with slash", "", "GET", "/har/api/v1/openapi.yaml/", 404, ""},
+		{"path in another case", "", "GET", "/har/api/v1/OpenAPI.yaml", 404, ""},
+		{"registry collection with slash", "view", "GET", "/har/api/v1/registry/", 400, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := st.call(tc.key, tc.method, tc.path, "")
+			if r.status != tc.want || r.header.Get("Allow") != tc.allow {
+				t.Fatalf("got %d Allow %q, want %d Allow %q: %s", r.status,
+					r.header.Get("Allow"), tc.want, tc.allow, r.raw)
+			}
+			if loc := r.header.Get("Location"); loc != "" {
+				t.Errorf("Location %q: want no redirect", loc)
+			}
+			if tc.method != "HEAD" {
+				checkErrorShape(t, r)
+			}
+		})
 	}
 }

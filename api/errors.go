@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
@@ -20,6 +21,8 @@ type apiError struct {
 	details *errorDetails
 	// retryAfter, in seconds, is sent as Retry-After when positive.
 	retryAfter int
+	// allow lists the methods of the path, sent as Allow with a 405.
+	allow []string
 }
 
 func (e *apiError) Error() string { return e.message }
@@ -80,6 +83,9 @@ func abort(c *gin.Context, err error) {
 	}
 	if ae.retryAfter > 0 {
 		c.Header("Retry-After", strconv.Itoa(ae.retryAfter))
+	}
+	if len(ae.allow) > 0 {
+		c.Header("Allow", strings.Join(ae.allow, ", "))
 	}
 	if ae.status >= 500 {
 		_ = c.Error(err)

@@ -122,38 +122,36 @@ func (a *API) retrigger(c *gin.Context, ref RegistryRef, params []string) error 
 	if err != nil {
 		return err
 	}
-	if orig.State != store.StateFinal {
-		return &apiError{status: http.StatusConflict,
-			message: "execution is still pending; retrigger it once it is finished",
-			details: &errorDetails{Field: "webhook_execution_id", Reason: "not retriggerable",
-				Value: params[1]}}
-	}
-	if !hook.Enabled {
-		return &apiError{status: http.StatusConflict,
-			message: "webhook is disabled; enable it to retrigger its executions",
-			details: &errorDetails{Field: "webhook_identifier", Reason: "disabled",
-				Value: hook.Identifier}}
-	}
-	if _, err := a.pendingRoom(c, hook.ID); err != nil {
-		return err
-	}
 
-	exec := store.Execution{
-		WebhookID:   hook.ID,
-		RegistryID:  reg.ID,
-		TriggerType: orig.TriggerType,
-		RetriggerOf: orig.ID,
-		DeliveryID:  orig.DeliveryID,
-		RequestURL:  hook.URL,
-		RequestBody: orig.RequestBody,
-	}
-	created, err := a.createRetrigger(c, orig, idempotencyKey, &exec)
+	// A repeated key is answered with what the first request created,
+	// whatever would refuse a new retrigger now.
+	exec, replayed, err := a.findRetrigger(c, orig, idempotencyKey)
 	if err != nil {
 		return err
 	}
-	if created {
-		a.enqueue(c, exec, reg, hook)
-	} else {
+	if !replayed {
+		if err := a.checkRetriggerable(c, hook, orig, params[1]); err != nil {
+			return err
+		}
+		exec = store.Execution{
+			WebhookID:   hook.ID,
+			RegistryID:  reg.ID,
+			TriggerType: orig.TriggerType,
+			RetriggerOf: orig.ID,
+			DeliveryID:  orig.DeliveryID,
+			RequestURL:  hook.URL,
+			RequestBody: orig.RequestBody,
+		}
+		created, err := a.createRetrigger(c, orig, idempotencyKey, &exec)
+		if err != nil {
+			return err
+		}
+		if created {
+			a.enqueue(c, exec, reg, hook)
+		}
+		replayed = !created
+	}
+	if replayed {
 		c.Header(replayedHeader, "true")
 	}
 
@@ -162,6 +160,27 @@ func (a *API) retrigger(c *gin.Context, ref RegistryRef, params []string) error 
 	}
 	ok(c, http.StatusOK, toExecutionJSON(exec))
 	return nil
+}
+
+// checkRetriggerable refuses a new retrigger of orig: 409 while orig is
+// pending or the webhook is disabled, 429 while the webhook has as many
+// pending executions as it may.
+func (a *API) checkRetriggerable(c *gin.Context, hook store.Webhook, orig store.Execution,
+	id string) error {
+	if orig.State != store.StateFinal {
+		return &apiError{status: http.StatusConflict,
+			message: "execution is still pending; retrigger it once it is finished",
+			details: &errorDetails{Field: "webhook_execution_id", Reason: "not retriggerable",
+				Value: id}}
+	}
+	if !hook.Enabled {
+		return &apiError{status: http.StatusConflict,
+			message: "webhook is disabled; enable it to retrigger its executions",
+			details: &errorDetails{Field: "webhook_identifier", Reason: "disabled",
+				Value: hook.Identifier}}
+	}
+	_, err := a.pendingRoom(c, hook.ID)
+	return err
 }
 
 // enqueue queues an accepted execution. A failure is logged, not returned:

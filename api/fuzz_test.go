@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,6 +102,10 @@ func (fuzzStore) UpdateWebhook(_ context.Context, w *store.Webhook) error {
 }
 
 func (fuzzStore) DeleteWebhook(context.Context, int64) error { return nil }
+
+func (fuzzStore) FindRetrigger(context.Context, store.IdempotencyKey) (store.Execution, error) {
+	return store.Execution{}, store.ErrNotFound
+}
 
 func (fuzzStore) QueryWebhooks(context.Context, int64, store.WebhookQuery) (
 	[]store.Webhook, int, error) {
@@ -232,6 +237,8 @@ func FuzzSplitRegistryPath(f *testing.F) {
 		"acct/o%20rg/reg1/+",
 		"%zz/+",
 		"acct/reg1/+/webhooks/h%2Fi/",
+		"acct%2Forg/proj/reg1/+/webhooks",
+		"acct/org/proj/reg1/+/+",
 		"",
 		"+",
 	} {
@@ -252,6 +259,9 @@ func FuzzSplitRegistryPath(f *testing.F) {
 		again, _, err := splitRegistryPath(ref.String())
 		if err != nil || again != ref {
 			t.Fatalf("ref %q of %q does not parse back: %v, %v", ref, escaped, again, err)
+		}
+		if slices.Contains(rest, "+") {
+			t.Fatalf("%q: rest %q holds a +: the ref is malformed", escaped, rest)
 		}
 		for _, method := range fuzzMethods {
 			if rt, params, _ := match(method, rest); rt != nil && len(params) != countParams(rt) {
@@ -283,8 +293,8 @@ func FuzzParseExecutionID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		id, err := parseExecutionID(s)
 		checkAPIError(t, "parseExecutionID", err)
-		if err == nil && id <= 0 {
-			t.Fatalf("parseExecutionID(%q) = %d, want a positive id", s, id)
+		if err == nil && (id <= 0 || strconv.FormatInt(id, 10) != s) {
+			t.Fatalf("parseExecutionID(%q) = %d, want a positive id written canonically", s, id)
 		}
 	})
 }

@@ -121,9 +121,11 @@ func TestPendingLimitPerWebhook(t *testing.T) {
 		exec.ID)
 	bulk := ref + "/webhooks/" + hook.Identifier + "/executions/retrigger"
 
+	replay := http.Header{"Idempotency-Key": {"deploy-1"}}
 	var created []int64
 	for i := range 2 {
-		r := st.callWith(srv, "edit", "GET", retrigger, "", nil)
+		r := st.callWith(srv, "edit", "GET", retrigger, "", replay)
+		replay = nil
 		if r.status != http.StatusOK {
 			t.Fatalf("retrigger %d: got %d %s, want 200", i+1, r.status, r.raw)
 		}
@@ -148,6 +150,15 @@ func TestPendingLimitPerWebhook(t *testing.T) {
 	if r := st.callWith(srv, "edit", "POST", bulk, `{"dryRun":true}`, nil); r.status != 200 {
 		t.Errorf("dry run at the limit: got %d %s, want 200 (it creates nothing)", r.status, r.raw)
 	}
+	t.Run("replay at the limit", func(t *testing.T) {
+		r := st.callWith(srv, "edit", "GET", retrigger, "",
+			http.Header{"Idempotency-Key": {"deploy-1"}})
+		if id, _ := data(t, r.body)["id"].(float64); r.status != http.StatusOK ||
+			int64(id) != created[0] || r.header.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("replay at the limit: got %d %s, want 200 with execution %d, replayed "+
+				"(it creates nothing)", r.status, r.raw, created[0])
+		}
+	})
 
 	st.finish(created[0])
 	if r := st.callWith(srv, "edit", "GET", retrigger, "", nil); r.status != http.StatusOK {

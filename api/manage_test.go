@@ -235,6 +235,18 @@ func TestWebhookValidationNamesTheField(t *testing.T) {
 		{"identifier taken", "POST", "/webhooks", with(`"identifier":"hook1"`),
 			"identifier", 409},
 		{"url scheme", "POST", "/webhooks", with(`"url":"ftp://x.example/"`), "url", 400},
+		{"url without host", "POST", "/webhooks", with(`"url":"http://:80/"`), "url", 400},
+		{"url port too big", "POST", "/webhooks", with(`"url":"http://127.0.0.1:65536/"`),
+			"url", 400},
+		{"url port zero", "POST", "/webhooks", with(`"url":"http://h:0/"`), "url", 400},
+		{"url NUL in fragment", "POST", "/webhooks", with(`"url":"http://h/#a\u0000b"`),
+			"url", 400},
+		{"url DEL in fragment", "POST", "/webhooks", with(`"url":"http://h/#\u007f"`),
+			"url", 400},
+		{"url tab in fragment", "POST", "/webhooks", with(`"url":"http://h/#a\tb"`),
+			"url", 400},
+		{"update url without host", "PUT", "/webhooks/hook1",
+			with(`"identifier":"hook1","url":"http://:443/x"`), "url", 400},
 		{"trigger", "POST", "/webhooks", with(`"triggers":["ARTIFACT_UPDATE"]`),
 			"triggers", 400},
 		{"name length", "POST", "/webhooks", with(`"name":"` + long + `"`), "name", 400},
@@ -497,6 +509,31 @@ func TestRetriggerIdempotencyKey(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("replay while the webhook is disabled", func(t *testing.T) {
+		h := st.webhook("hook1")
+		h.Enabled = false
+		disableWebhook(t, st, h)
+		defer func() {
+			h.Enabled = true
+			disableWebhook(t, st, h)
+		}()
+		queued := len(st.queue.queued)
+
+		r := st.callWith(st.srv, "edit", "GET", retrigger, "", withKey("deploy-42"))
+		if r.status != 200 || data(t, r.body)["id"] != firstID ||
+			r.header.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("same key: got %d %s replayed %q, want 200, id %v, replayed true",
+				r.status, r.raw, r.header.Get("Idempotent-Replayed"), firstID)
+		}
+		r = st.callWith(st.srv, "edit", "GET", retrigger, "", withKey("deploy-44"))
+		if r.status != 409 {
+			t.Errorf("new key: got %d %s, want 409 (disabled)", r.status, r.raw)
+		}
+		if n := len(st.queue.queued); n != queued {
+			t.Errorf("tasks queued: got %d, want %d: nothing new", n, queued)
+		}
+	})
 
 	// A day later the key is free again.
 	a := New(st.store, st.queue, zap.NewNop(), Config{})

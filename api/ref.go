@@ -28,7 +28,9 @@ var identifierPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
 // the raw form, "a/o/p/reg/+/webhooks/...", and the fully percent-encoded
 // form, "a%2Fo%2Fp%2Freg%2F%2B/webhooks/..." (with or without the encoded
 // "/+"). The raw form must carry its "/+": the slashes of the ref are real
-// path separators, and only the "+" tells where the ref ends.
+// path separators, and only the "+" tells where the ref ends. No route has a
+// "+" segment, so one after the ref is a malformed ref, such as a ref half
+// encoded, "a%2Fo/p/reg/+/webhooks", or ended twice, "a/o/p/reg/+/+".
 func splitRegistryPath(escaped string) (RegistryRef, []string, error) {
 	segs := strings.Split(escaped, "/")
 
@@ -71,6 +73,11 @@ func splitRegistryPath(escaped string) (RegistryRef, []string, error) {
 		u, err := url.PathUnescape(s)
 		if err != nil {
 			return RegistryRef{}, nil, invalid("path", "malformed percent-encoding", s)
+		}
+		if u == "+" {
+			return RegistryRef{}, nil, invalid("registry_ref",
+				"must be given once, raw (account/org/project/registry/+) or wholly "+
+					"percent-encoded, and end at its first /+", escaped)
 		}
 		rest[i] = u
 	}

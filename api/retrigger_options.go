@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -88,6 +89,26 @@ func parseIdempotencyKey(c *gin.Context) (string, error) {
 	return key, nil
 }
 
+// findRetrigger returns the execution an earlier request created for orig
+// under the idempotency key, by the same API key within the key's lifetime.
+// found is false when there is none.
+func (a *API) findRetrigger(c *gin.Context, orig store.Execution, idempotencyKey string) (
+	exec store.Execution, found bool, err error) {
+	if idempotencyKey == "" {
+		return store.Execution{}, false, nil
+	}
+
+	key := a.idempotencyKey(c, orig, idempotencyKey)
+	exec, err = a.store.FindRetrigger(c.Request.Context(), key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return store.Execution{}, false, nil
+	case err != nil:
+		return store.Execution{}, false, err
+	}
+	return exec, true, nil
+}
+
 // createRetrigger stores the retrigger exec of orig, under the idempotency
 // key when there is one. created is false when the key was used before for
 // orig by the same API key within its lifetime; exec is then the execution
@@ -99,14 +120,19 @@ func (a *API) createRetrigger(c *gin.Context, orig store.Execution, idempotencyK
 		err := a.store.CreateExecutions(ctx, exec.RegistryID, nil, []*store.Execution{exec})
 		return err == nil, err
 	}
+	return a.store.CreateRetrigger(ctx, a.idempotencyKey(c, orig, idempotencyKey), exec)
+}
 
-	key := store.IdempotencyKey{
+// idempotencyKey names the retrigger of orig by the request's API key under
+// key, within the key's lifetime.
+func (a *API) idempotencyKey(c *gin.Context, orig store.Execution,
+	key string) store.IdempotencyKey {
+	return store.IdempotencyKey{
 		APIKeyID:    callerKey(c).ID,
 		ExecutionID: orig.ID,
-		Key:         idempotencyKey,
+		Key:         key,
 		NotBefore:   a.now().Add(-idempotencyLifetime),
 	}
-	return a.store.CreateRetrigger(ctx, key, exec)
 }
 
 // awaitFinal reads exec again until it is final, wait has passed or the

@@ -120,13 +120,25 @@ func (req webhookRequest) validate() (store.Webhook, error) {
 	return w, nil
 }
 
+// validateURL checks a webhook's URL: an absolute http or https URL with a
+// host, a port from 1 to 65535 if it gives one, no credentials, and no
+// control character anywhere (url.Parse lets some through in a fragment).
 func validateURL(raw string) error {
 	if raw == "" || len(raw) > maxURLLen {
 		return invalid("url", fmt.Sprintf("required, at most %d bytes", maxURLLen), raw)
 	}
+	if strings.ContainsFunc(raw, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return invalid("url", "must not contain control characters", raw)
+	}
+
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return invalid("url", "must be an absolute http or https URL", raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		return invalid("url", "must be an absolute http or https URL with a host", raw)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return invalid("url", "port must be from 1 to 65535", raw)
+		}
 	}
 	if u.User != nil {
 		return invalid("url", "must not carry credentials; use an extra header", u.Redacted())

@@ -362,6 +362,12 @@ type Store interface {
 	// order of their originals. A missing webhook is ErrNotFound.
 	RetriggerMatching(ctx context.Context, webhookID int64, sel RetriggerSelection) (
 		int, []Execution, error)
+	// FindRetrigger returns the execution created under key if key was
+	// recorded since key.NotBefore, else ErrNotFound. It writes nothing, so
+	// the API can answer a repeated key with the first execution even when
+	// a new retrigger would be refused now (webhook disabled, pending
+	// executions at their limit).
+	FindRetrigger(ctx context.Context, key IdempotencyKey) (Execution, error)
 
 	// Reliability: interrupted attempts, lease recovery and retention
 	// (issue 5); see reliability.go.

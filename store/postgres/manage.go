@@ -437,3 +437,25 @@ func (s *Store) RetriggerMatching(
 	}
 	return len(selected), rows, nil
 }
+
+// FindRetrigger implements store.Store.
+func (s *Store) FindRetrigger(ctx context.Context, key store.IdempotencyKey) (
+	store.Execution, error) {
+	var e store.Execution
+	err := s.withConn(ctx, func(c *pgxpool.Conn) error {
+		row := c.QueryRow(ctx, `
+			SELECT `+executionColumns+` FROM executions
+			WHERE id = (
+				SELECT new_execution_id FROM idempotency_keys
+				WHERE execution_id = $1 AND api_key_id = $2 AND key = $3 AND created >= $4)`,
+			key.ExecutionID, key.APIKeyID, key.Key, dbTime(key.NotBefore))
+		var err error
+		e, err = scanExecution(row)
+		return err
+	})
+	if err != nil {
+		return store.Execution{}, fmt.Errorf("find retrigger of execution %d: %w",
+			key.ExecutionID, err)
+	}
+	return e, nil
+}

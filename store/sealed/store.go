@@ -17,7 +17,9 @@ type Store struct {
 	keys *Keyring
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store = (*Store)(nil)
+)
 
 // Wrap returns s with its webhook secrets sealed by keys.
 func Wrap(s store.Store, keys *Keyring) *Store {

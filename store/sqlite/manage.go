@@ -298,6 +298,30 @@ func (s *Store) CreateRetrigger(
 	return true, nil
 }
 
+// FindRetrigger implements store.Store.
+func (s *Store) FindRetrigger(
+	ctx context.Context, key store.IdempotencyKey,
+) (store.Execution, error) {
+	var e store.Execution
+	err := s.withRead(ctx, func(c *sql.Conn) error {
+		row := c.QueryRowContext(ctx, `
+			SELECT `+executionColumns+` FROM executions
+			WHERE id = (
+				SELECT new_execution_id FROM idempotency_keys
+				WHERE execution_id = ? AND api_key_id = ? AND key = ? AND created >= ?)`,
+			key.ExecutionID, key.APIKeyID, key.Key, micros(key.NotBefore))
+
+		var err error
+		e, err = scanExecution(row)
+		return err
+	})
+	if err != nil {
+		return store.Execution{}, fmt.Errorf("find retrigger of execution %d: %w",
+			key.ExecutionID, err)
+	}
+	return e, nil
+}
+
 // RetriggerMatching implements store.Store. The selection and the inserts
 // run in one write transaction, which the write connection serializes with
 // every other write.

@@ -53,7 +53,9 @@ type Store struct {
 	closeErr  error
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store = (*Store)(nil)
+)
 
 // Open opens (creating it if needed) the SQLite database file at path and
 // checks that it can be used. It does not migrate; call Migrate for that.

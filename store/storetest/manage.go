@@ -28,6 +28,7 @@ func testWebhookManagement(t *testing.T, s store.Store) {
 		{"FilterExecutionsPages", testFilterExecutionsPages},
 		{"CreateRetriggerIdempotent", testCreateRetriggerIdempotent},
 		{"CreateRetriggerConcurrent", testCreateRetriggerConcurrent},
+		{"FindRetrigger", testFindRetrigger},
 		{"RetriggerMatchingSelection", testRetriggerMatchingSelection},
 		{"RetriggerMatchingCreates", testRetriggerMatchingCreates},
 		{"RetriggerMatchingConcurrent", testRetriggerMatchingConcurrent},
@@ -430,6 +431,73 @@ func testCreateRetriggerIdempotent(t *testing.T, s store.Store, r store.Registry
 	again, created = retrigger(alice, origs[0], "key-1", window)
 	if created || again.ID != later.ID {
 		t.Errorf("renewed key: created %v id %d, want %d", created, again.ID, later.ID)
+	}
+}
+
+// testFindRetrigger runs the contract of FindRetrigger.
+func testFindRetrigger(t *testing.T, s store.Store, r store.Registry) {
+	finder := s
+	ctx := t.Context()
+	w := newWebhook(t, s, r.ID, "hook")
+	origs := newExecutions(t, s, w, 2, time.Time{})
+	finish(t, s, origs[0].ID, 1)
+	finish(t, s, origs[1].ID, 1)
+	alice, bob := newKey(t, s, "rh_find0001"), newKey(t, s, "rh_find0002")
+	key := store.IdempotencyKey{APIKeyID: alice.ID, ExecutionID: origs[0].ID, Key: "key-1",
+		NotBefore: now().Add(-24 * time.Hour)}
+
+	_, err := finder.FindRetrigger(ctx, key)
+	if errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("the store cannot look idempotency keys up")
+	}
+	wantErr(t, "key not used yet", err, store.ErrNotFound)
+
+	e := store.Execution{WebhookID: w.ID, RegistryID: r.ID, TriggerType: origs[0].TriggerType,
+		RetriggerOf: origs[0].ID, DeliveryID: origs[0].DeliveryID,
+		RequestBody: origs[0].RequestBody}
+	created, err := s.CreateRetrigger(ctx, key, &e)
+	noErr(t, "create retrigger", err)
+	if !created {
+		t.Fatal("create retrigger: created nothing under a new key")
+	}
+	got, err := finder.FindRetrigger(ctx, key)
+	noErr(t, "find retrigger", err)
+	same(t, "found retrigger", got, e)
+
+	// The execution is found as it is now, not as it was created.
+	finish(t, s, e.ID, 1)
+	got, err = finder.FindRetrigger(ctx, key)
+	noErr(t, "find finished retrigger", err)
+	if got.ID != e.ID || got.State != store.StateFinal {
+		t.Errorf("finished retrigger: got id %d state %s, want %d %s", got.ID, got.State,
+			e.ID, store.StateFinal)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		modify func(k *store.IdempotencyKey)
+	}{
+		{"another key", func(k *store.IdempotencyKey) { k.Key = "key-2" }},
+		{"another API key", func(k *store.IdempotencyKey) { k.APIKeyID = bob.ID }},
+		{"another execution", func(k *store.IdempotencyKey) { k.ExecutionID = origs[1].ID }},
+		{"expired", func(k *store.IdempotencyKey) {
+			k.NotBefore = e.Created.Add(time.Millisecond)
+		}},
+	} {
+		other := key
+		tc.modify(&other)
+		_, err := finder.FindRetrigger(ctx, other)
+		wantErr(t, tc.name, err, store.ErrNotFound)
+	}
+
+	// Looking up writes nothing: an expired key is still there for
+	// CreateRetrigger to replay within its window.
+	again := e
+	created, err = s.CreateRetrigger(ctx, key, &again)
+	noErr(t, "create retrigger again", err)
+	if created || again.ID != e.ID {
+		t.Errorf("same key after the look-ups: created %v id %d, want the first (%d)",
+			created, again.ID, e.ID)
 	}
 }
 
