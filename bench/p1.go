@@ -17,23 +17,11 @@ import (
 // the API until p1Execs executions are delivered and recorded, against bare
 // asynq moving as many no-op tasks with the same concurrency and polling.
 func (bn *bench) p1(ctx context.Context) error {
-	r, err := startRig(ctx, bn.b, rigConfig{worker: true, concurrency: bn.o.concurrency,
-		maxPending: defaultMaxPending})
+	r, f, bare, stop, err := bn.startWorkerPhase(ctx, "p1")
 	if err != nil {
 		return err
 	}
-	defer r.close()
-	f, err := newFixture(ctx, r.apiStore, "p1", bn.rcv.url)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = dropFixture(r.apiStore, f) }()
-
-	bare := newBareAsynq(bn.b.redisOpt, bn.o.concurrency)
-	if err := bare.start(); err != nil {
-		return err
-	}
-	defer bare.stop()
+	defer stop()
 
 	var rehook, base []float64
 	var rehookCmds, baseCmds []map[string]int64
@@ -139,6 +127,35 @@ const (
 	bareQueue = "bench"
 	bareType  = "bench:noop"
 )
+
+// startWorkerPhase starts what P1 and P3 share: a rig with a worker, a
+// fixture webhook named name, and bare asynq with the same concurrency to
+// compare with. stop releases all three.
+func (bn *bench) startWorkerPhase(ctx context.Context, name string) (
+	r *rig, f fixture, bare *bareAsynq, stop func(), err error) {
+	r, err = startRig(ctx, bn.b, rigConfig{worker: true, concurrency: bn.o.concurrency,
+		maxPending: defaultMaxPending})
+	if err != nil {
+		return nil, f, nil, nil, err
+	}
+	f, err = newFixture(ctx, r.apiStore, name, bn.rcv.url)
+	if err != nil {
+		r.close()
+		return nil, f, nil, nil, err
+	}
+	bare = newBareAsynq(bn.b.redisOpt, bn.o.concurrency)
+	if err := bare.start(); err != nil {
+		_ = dropFixture(r.apiStore, f)
+		r.close()
+		return nil, f, nil, nil, err
+	}
+	stop = func() {
+		bare.stop()
+		_ = dropFixture(r.apiStore, f)
+		r.close()
+	}
+	return r, f, bare, stop, nil
+}
 
 func newBareAsynq(redis asynq.RedisConnOpt, concurrency int) *bareAsynq {
 	b := &bareAsynq{client: asynq.NewClient(redis)}

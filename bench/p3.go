@@ -16,23 +16,11 @@ import (
 // receiver's hit, one retrigger at a time, against the time bare asynq
 // takes from an enqueue's return to its handler's start.
 func (bn *bench) p3(ctx context.Context) error {
-	r, err := startRig(ctx, bn.b, rigConfig{worker: true, concurrency: bn.o.concurrency,
-		maxPending: defaultMaxPending})
+	r, f, bare, stop, err := bn.startWorkerPhase(ctx, "p3")
 	if err != nil {
 		return err
 	}
-	defer r.close()
-	f, err := newFixture(ctx, r.apiStore, "p3", bn.rcv.url)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = dropFixture(r.apiStore, f) }()
-
-	bare := newBareAsynq(bn.b.redisOpt, bn.o.concurrency)
-	if err := bare.start(); err != nil {
-		return err
-	}
-	defer bare.stop()
+	defer stop()
 
 	var p50, p99, base50, base99 []time.Duration
 	for i := 0; i < bn.o.rounds; i++ {
