@@ -328,14 +328,7 @@ func (s *Store) RecordAttempt(
 // store.ErrNotFound.
 func (s *Store) ReleaseExecution(ctx context.Context, id int64) error {
 	err := s.withConn(ctx, func(c *pgxpool.Conn) error {
-		tag, err := c.Exec(ctx, `UPDATE executions SET claimed_until = NULL WHERE id = $1`, id)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
-		}
-		return nil
+		return oneRow(c.Exec(ctx, `UPDATE executions SET claimed_until = NULL WHERE id = $1`, id))
 	})
 	if err != nil {
 		return fmt.Errorf("release execution %d: %w", id, err)

@@ -67,14 +67,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, w *store.Webhook) error {
 // executions, attempts and idempotency keys.
 func (s *Store) DeleteWebhook(ctx context.Context, id int64) error {
 	err := s.withConn(ctx, func(c *pgxpool.Conn) error {
-		tag, err := c.Exec(ctx, `DELETE FROM webhooks WHERE id = $1`, id)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
-		}
-		return nil
+		return oneRow(c.Exec(ctx, `DELETE FROM webhooks WHERE id = $1`, id))
 	})
 	if err != nil {
 		return fmt.Errorf("delete webhook %d: %w", id, err)

@@ -183,6 +183,18 @@ func (s *Store) withTx(ctx context.Context, opts pgx.TxOptions, fn func(tx pgx.T
 	})
 }
 
+// oneRow turns a statement's result into store.ErrNotFound when it touched
+// no row.
+func oneRow(tag pgconn.CommandTag, err error) error {
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
 // SQLSTATE codes the store maps.
 const (
 	codeUniqueViolation     = "23505"

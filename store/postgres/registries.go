@@ -64,14 +64,7 @@ func (s *Store) GetRegistry(
 // its event keys.
 func (s *Store) DeleteRegistry(ctx context.Context, id int64) error {
 	err := s.withConn(ctx, func(c *pgxpool.Conn) error {
-		tag, err := c.Exec(ctx, `DELETE FROM registries WHERE id = $1`, id)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
-		}
-		return nil
+		return oneRow(c.Exec(ctx, `DELETE FROM registries WHERE id = $1`, id))
 	})
 	if err != nil {
 		return fmt.Errorf("delete registry %d: %w", id, err)
@@ -294,17 +287,10 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id int64, at time.Time) error 
 	}
 
 	err := s.withConn(ctx, func(c *pgxpool.Conn) error {
-		tag, err := c.Exec(ctx, `
+		return oneRow(c.Exec(ctx, `
 			UPDATE api_keys SET revoked = coalesce(revoked, $2)
 			WHERE id = $1`,
-			id, dbTime(at))
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return store.ErrNotFound
-		}
-		return nil
+			id, dbTime(at)))
 	})
 	if err != nil {
 		return fmt.Errorf("revoke api key %d: %w", id, err)
