@@ -352,11 +352,7 @@ func (s *Store) ListDuePending(ctx context.Context, before time.Time, limit int)
 			return err
 		}
 
-		ids, err = collect(ids, rows, func(row scanner) (int64, error) {
-			var id int64
-			err := row.Scan(&id)
-			return id, err
-		})
+		ids, err = collect(ids, rows, scanID)
 		return err
 	})
 	if err != nil {

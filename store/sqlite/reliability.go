@@ -112,11 +112,7 @@ func (s *Store) ListExpiredLeases(ctx context.Context, before time.Time, limit i
 			return err
 		}
 
-		ids, err = collect(ids, rows, func(row scanner) (int64, error) {
-			var id int64
-			err := row.Scan(&id)
-			return id, err
-		})
+		ids, err = collect(ids, rows, scanID)
 		return err
 	})
 	if err != nil {

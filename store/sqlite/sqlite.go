@@ -257,6 +257,13 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
+// scanID scans a row of one id column.
+func scanID(row scanner) (int64, error) {
+	var id int64
+	err := row.Scan(&id)
+	return id, err
+}
+
 // collect scans every row of rows onto list and closes rows.
 func collect[T any](list []T, rows *sql.Rows, scan func(row scanner) (T, error)) ([]T, error) {
 	defer rows.Close()
