@@ -376,12 +376,7 @@ func TestDistributionRegistry(t *testing.T) {
 	registryBin, craneBin := tools["registry"], tools["crane"]
 
 	rcv := newReceiver(t)
-	p := start(t, append([]string{
-		"REHOOK_HTTP_ADDR=127.0.0.1:0",
-		"REHOOK_DATA_DIR=" + t.TempDir(),
-		"REHOOK_DEV_API_KEY=" + testKey,
-		"REHOOK_DATABASE_URL=", "REHOOK_REDIS_URL=",
-	}, noNetworkEnv...), "dev")
+	p := start(t, devEnv(t.TempDir(), noNetworkEnv...), "dev")
 	base := p.stdout.wait(t, listenLine, 60*time.Second)
 	c := client{t: t, base: base, key: testKey}
 

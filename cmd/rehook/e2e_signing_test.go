@@ -57,12 +57,7 @@ func verifySigned(t *testing.T, secret string, h hit) string {
 // Idempotency-Key, a bulk retrigger, a webhook update and a delete.
 func TestDevSignedDeliveriesAndRetriggers(t *testing.T) {
 	rcv := newReceiver(t)
-	p := start(t, []string{
-		"REHOOK_HTTP_ADDR=127.0.0.1:0",
-		"REHOOK_DATA_DIR=" + t.TempDir(),
-		"REHOOK_DEV_API_KEY=" + testKey,
-		"REHOOK_DATABASE_URL=", "REHOOK_REDIS_URL=",
-	}, "dev")
+	p := start(t, devEnv(t.TempDir()), "dev")
 	c := client{t: t, base: p.stdout.wait(t, listenLine, 60*time.Second), key: testKey}
 
 	secret := webhookverify.Secret([]byte("e2e signing key, 32 bytes long!!"))

@@ -408,12 +408,7 @@ func TestDashboardInBrowser(t *testing.T) {
 			chromiumPath)
 	}
 	rcv := newReceiver(t)
-	p := start(t, []string{
-		"REHOOK_HTTP_ADDR=127.0.0.1:0",
-		"REHOOK_DATA_DIR=" + t.TempDir(),
-		"REHOOK_DEV_API_KEY=" + testKey,
-		"REHOOK_DATABASE_URL=", "REHOOK_REDIS_URL=",
-	}, "dev")
+	p := start(t, devEnv(t.TempDir()), "dev")
 	base := p.stdout.wait(t, listenLine, 60*time.Second)
 	admin := "http://" + p.stdout.wait(t, devAdminLine, time.Second)
 	walkThrough(t, client{t: t, base: base, key: testKey}, rcv)
